@@ -1,0 +1,42 @@
+# Facegate: the two commands a user runs on a fresh machine.
+#   make test   lint, types and the whole test suite against real services
+#   make demo   the end-to-end demo on embedded defaults
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+
+.PHONY: test demo lint typecheck pytest models services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+models: $(STAMP)
+	$(BIN)/facegate models fetch
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP) models services
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+demo: $(STAMP) models
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

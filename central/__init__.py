@@ -1,0 +1,1 @@
+"""Central: the Litestar service over PostgreSQL, object storage and Redis (being built)."""

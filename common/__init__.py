@@ -1,0 +1,1 @@
+"""Code that the edge and central both run: schemas, config, the face pipeline, embedding math."""

@@ -1,0 +1,1 @@
+"""Model registry: manifests of the known models, fetching and verifying their files."""

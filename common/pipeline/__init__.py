@@ -1,0 +1,1 @@
+"""The face pipeline both edge and central run: detect, align, embed, score quality."""

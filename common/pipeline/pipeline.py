@@ -1,0 +1,126 @@
+"""The face pipeline: detect, align, assess quality, embed, as edge and central both run it."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import msgspec
+
+from common.models.fetch import models_dir
+from common.models.manifest import DEFAULT_MODELS, ModelManifest, parse_model_spec
+from common.pipeline.align import align_face
+from common.pipeline.detector import Detector, DetectorSettings
+from common.pipeline.embedder import Embedder
+from common.pipeline.face import Detection, Face
+from common.pipeline.image import Frame, ImageLimits
+from common.pipeline.quality import QualitySettings, assess
+from common.pipeline.runtime import OnnxModel, RuntimeSettings, load_model
+
+# Published cosine thresholds per recognizer family. SFace: OpenCV Zoo's 0.363. ArcFace weights
+# differ, so 0.30 is only a starting point: calibrate it on your own same/different pairs.
+DEFAULT_THRESHOLDS = {"sface": 0.363, "arcface": 0.30}
+
+
+class Timings:
+    """Seconds spent per stage, summed over calls (for benchmarks and metrics)."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self._last = time.perf_counter()
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the last lap (or start) to `stage`."""
+        now = time.perf_counter()
+        self.seconds[stage] += now - self._last
+        self._last = now
+
+
+class PipelineSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the pipeline needs; every field is documented in docs/pipeline.md."""
+
+    detector: str = "yunet-2023mar"  # or scrfd:/path/to/model.onnx
+    recognizer: str = "sface-2021dec"  # or arcface:/path/to/model.onnx
+    models_dir: str = ""  # empty: $FACEGATE_MODELS, else ~/.cache/facegate/models
+    match_threshold: float | None = None  # None: the recognizer's published threshold
+    runtime: RuntimeSettings = RuntimeSettings()
+    detection: DetectorSettings = DetectorSettings()
+    quality: QualitySettings = QualitySettings()
+    images: ImageLimits = ImageLimits()
+
+
+def model_path(manifest: ModelManifest, directory: Path) -> Path:
+    """Where a manifest's file lives: the models directory for defaults, its own path otherwise."""
+    if manifest in DEFAULT_MODELS:
+        return directory / manifest.file
+    return Path(manifest.file)
+
+
+def open_model(spec: str, kind: str, settings: PipelineSettings) -> OnnxModel:
+    """Load the detector or recognizer a setting names."""
+    manifest = parse_model_spec(spec, "detector" if kind == "detector" else "recognizer")
+    return load_model(manifest, model_path(manifest, models_dir(settings.models_dir)), settings.runtime)
+
+
+class FacePipeline:
+    """Detect, align, gate and embed the faces of a frame."""
+
+    def __init__(self, detector: Detector, embedder: Embedder | None, settings: PipelineSettings) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.settings = settings
+
+    @classmethod
+    def load(cls, settings: PipelineSettings, recognizer: bool = True) -> FacePipeline:
+        """Load the models the settings name; `recognizer=False` loads only the detector."""
+        detector = Detector(open_model(settings.detector, "detector", settings), settings.detection)
+        embedder = Embedder(open_model(settings.recognizer, "recognizer", settings)) if recognizer else None
+        return cls(detector, embedder, settings)
+
+    @property
+    def threshold(self) -> float:
+        """The cosine threshold for same/different decisions."""
+        if self.settings.match_threshold is not None:
+            return self.settings.match_threshold
+        family = self.embedder.model.manifest.family if self.embedder else "sface"
+        return DEFAULT_THRESHOLDS[family]
+
+    def detect(self, frame: Frame, detect_size: int | None = None) -> list[Detection]:
+        """Faces in the frame, best score first."""
+        return self.detector.detect(frame, detect_size)
+
+    def faces(
+        self, frame: Frame, detections: list[Detection], embed: bool = True, timings: Timings | None = None
+    ) -> list[Face]:
+        """Align and assess each detection; embed those the gate accepts, all in one batch."""
+        crops = [align_face(frame, d.landmarks) for d in detections]
+        qualities = [assess(d, c, self.settings.quality) for d, c in zip(detections, crops, strict=True)]
+        accepted = [i for i, q in enumerate(qualities) if q.accepted]
+        if timings:
+            timings.lap("align")
+        embeddings = None
+        if embed and self.embedder is not None and accepted:
+            embeddings = self.embedder.embed([crops[i] for i in accepted])
+        if timings:
+            timings.lap("embed")
+        model_id = self.embedder.model_id if self.embedder else ""
+        out = []
+        for i, (det, crop, quality) in enumerate(zip(detections, crops, qualities, strict=True)):
+            vector = embeddings[accepted.index(i)] if embeddings is not None and i in accepted else None
+            out.append(Face(det, quality, vector, model_id if vector is not None else "", crop))
+        return out
+
+    def process(
+        self, frame: Frame, detect_size: int | None = None, embed: bool = True, timings: Timings | None = None
+    ) -> list[Face]:
+        """Detect, align, gate and embed every face of the frame."""
+        if timings:
+            timings.start()
+        detections = self.detect(frame, detect_size)
+        if timings:
+            timings.lap("detect")
+        return self.faces(frame, detections, embed, timings)

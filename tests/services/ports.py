@@ -1,0 +1,36 @@
+"""Free TCP ports for private service instances, and a cheap "is something listening" check."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+_lock = threading.Lock()
+_handed_out: set[int] = set()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now and that this process has not handed out before.
+
+    The kernel picks the port (bind to 0); the socket is closed again, so the service binds it next.
+    Remembering handed-out ports keeps two private instances of one test session apart even while
+    one of them is stopped (its port is free at the OS level but reserved for its restart).
+    """
+    with _lock:
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind((host, 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError(f"no free TCP port found on {host}")
+
+
+def port_is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when a TCP connect to host:port succeeds within `timeout` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,132 @@
+"""Redis: probe, the machine's shared server, private local/container instances, per-test databases."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from tests.services.endpoints import RedisService
+from tests.services.instance import ServiceInstance
+from tests.services.ports import free_port, port_is_listening
+from tests.services.process import LocalProcess
+from tests.services.readiness import NotReadyError, Probe, ServiceStartError
+
+IMAGE = "redis:7-alpine"
+SHARED = RedisService(host="127.0.0.1", port=6379)
+TEST_DBS = range(1, 16)
+"""Database numbers handed to tests on a shared server; 0 is left to other users of the machine's Redis."""
+
+
+def client(service: RedisService, timeout: float = 5.0) -> redis.Redis:
+    """A client for `service` (its db selected) that gives up after `timeout` seconds."""
+    return redis.Redis(
+        host=service.host,
+        port=service.port,
+        db=service.db,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+    )
+
+
+def probe_for(service: RedisService) -> Probe:
+    def probe() -> None:
+        conn = client(service, timeout=1.0)
+        try:
+            conn.ping()
+        except redis.RedisError as exc:
+            raise NotReadyError(str(exc)) from exc
+        finally:
+            conn.close()
+
+    return probe
+
+
+def find_shared() -> RedisService | None:
+    """The machine's server on 127.0.0.1:6379, if it answers PING."""
+    if not port_is_listening(SHARED.host, SHARED.port):
+        return None
+    try:
+        probe_for(SHARED)()
+    except NotReadyError:
+        return None
+    return SHARED
+
+
+def server_args(*, persistence: bool) -> list[str]:
+    """No RDB snapshots; with `persistence`, an append-only file whose writes reach the OS before the reply
+    (so a SIGKILLed server keeps every acknowledged write)."""
+    args = ["--save", ""]
+    args += ["--appendonly", "yes", "--appendfsync", "everysec"] if persistence else ["--appendonly", "no"]
+    return args
+
+
+def local_instance(
+    workdir: Path, *, persistence: bool = False, extra_args: Sequence[str] = (), ready_timeout: float = 15.0
+) -> ServiceInstance[RedisService]:
+    """redis-server on 127.0.0.1:<free port>, working directory (RDB/AOF files) in `workdir`."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ServiceStartError("redis-server not found on PATH; run scripts/ensure-services.sh")
+    service = RedisService(host="127.0.0.1", port=free_port())
+    argv = [binary, "--port", str(service.port), "--bind", "127.0.0.1", "--dir", str(workdir)]
+    argv += ["--daemonize", "no", *server_args(persistence=persistence), *extra_args]
+    return ServiceInstance(
+        f"redis@{service.port}",
+        service,
+        LocalProcess(argv, workdir / "redis.log", cwd=workdir),
+        probe_for(service),
+        workdir=workdir,
+        data_dir=str(workdir),
+        ready_timeout=ready_timeout,
+    )
+
+
+def container_instance(
+    workdir: Path, *, persistence: bool = False, extra_args: Sequence[str] = ()
+) -> ServiceInstance[RedisService]:
+    from testcontainers.core.container import DockerContainer
+
+    from tests.services.docker import container_instance as wrap
+
+    argv = ["redis-server", *server_args(persistence=persistence), *extra_args]
+    return wrap(
+        "redis-container",
+        DockerContainer(IMAGE).with_command(argv),
+        container_port=6379,
+        make_endpoint=lambda host, port: RedisService(host=host, port=port),
+        make_probe=probe_for,
+        workdir=workdir,
+        data_dir="/data",
+    )
+
+
+def claim_database(server: RedisService) -> RedisService:
+    """`server` narrowed to an empty database from TEST_DBS, with a unique key prefix for this test."""
+    prefix = f"test:{uuid.uuid4().hex[:12]}:"
+    for db in TEST_DBS:
+        candidate = RedisService(host=server.host, port=server.port, db=db, key_prefix=prefix)
+        conn = client(candidate)
+        try:
+            if conn.dbsize() == 0:
+                return candidate
+        except redis.ResponseError:
+            break  # `databases` is configured lower than this number
+        finally:
+            conn.close()
+    raise RuntimeError(
+        f"no empty Redis database among {TEST_DBS.start}..{TEST_DBS.stop - 1} on {server.host}:{server.port};"
+        " flush stale test data or set FACEGATE_TEST_REUSE_LOCAL=0 to use a private server"
+    )
+
+
+def release_database(service: RedisService) -> None:
+    """FLUSHDB on the test's own database only."""
+    conn = client(service)
+    try:
+        conn.flushdb()
+    finally:
+        conn.close()
