@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from common.cli.options import detect_size
 from common.errors import ImageError
 from common.models.fetch import models_dir
 from common.models.manifest import SFACE, YUNET
@@ -33,7 +34,7 @@ from common.pipeline.quality import QualitySettings
 def register(sub: Any) -> None:
     parser = sub.add_parser("pipeline", help="time each pipeline stage against the bare model and OpenCV")
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
-    parser.add_argument("--detect-size", type=int, default=640, help="detection size (0: full frame)")
+    parser.add_argument("--detect-size", type=detect_size, default=640, help="detection size (0: full frame)")
     parser.add_argument("--repeat", type=int, default=5, help="passes over the images (median reported)")
     parser.add_argument("--models", help="model directory")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
@@ -65,7 +66,7 @@ class OpenCvReference:
         return len(faces)
 
 
-def _frames(paths: list[Path], pipeline: FacePipeline) -> list[tuple[Path, bytes]]:
+def _readable(paths: list[Path], pipeline: FacePipeline) -> list[Path]:
     out = []
     for path in paths:
         try:
@@ -73,7 +74,7 @@ def _frames(paths: list[Path], pipeline: FacePipeline) -> list[tuple[Path, bytes
         except ImageError as err:
             print(f"skipping {path}: {err}", file=sys.stderr)
             continue
-        out.append((path, path.read_bytes()))
+        out.append(path)
     return out
 
 
@@ -87,7 +88,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     pipeline = FacePipeline.load(settings)
     assert pipeline.embedder is not None
     reference = None if args.no_reference else OpenCvReference(models_dir(args.models), settings)
-    inputs = _frames(args.images, pipeline)
+    inputs = _readable(args.images, pipeline)
     if not inputs:
         raise SystemExit("facegate bench pipeline: no readable image")
     passes: list[dict[str, float]] = []
@@ -97,7 +98,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         models = (pipeline.detector.model, pipeline.embedder.model)
         model_before = sum(m.stats.seconds for m in models)
         faces = 0
-        for path, _data in inputs:
+        for path in inputs:
             timings.start()
             frame = load_image(path, settings.images)
             timings.lap("decode")

@@ -120,7 +120,7 @@ def test_cli_negative_detect_size_is_usage_error(
     samples: dict[str, SamplePhoto], models_env: dict[str, str]
 ) -> None:
     proc = run(["detect", "--detect-size", "-5", str(samples["obama"].path)], models_env)
-    assert proc.returncode != 0 and "--detect-size" in proc.stderr
+    assert proc.returncode == 2 and "--detect-size" in proc.stderr
 
 
 def test_cli_models_list_json(models_env: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from common.embedding import l2_normalize
 from common.errors import ModelError
+from common.models.manifest import Kind
 from common.pipeline.detector import Detector, DetectorSettings
 from common.pipeline.embedder import Embedder
 from common.pipeline.face import Detection
@@ -332,7 +333,7 @@ def test_arcface_spec_fixed_640_scrfd_file_raises_model_error(tmp_path: Path) ->
 @pytest.mark.parametrize(("kind", "family"), [("detector", "scrfd"), ("recognizer", "arcface")])
 @pytest.mark.parametrize("cache_optimized", [True, False], ids=["cached", "uncached"])
 def test_user_model_random_bytes_raise_model_error(
-    tmp_path: Path, kind: str, family: str, cache_optimized: bool
+    tmp_path: Path, kind: Kind, family: str, cache_optimized: bool
 ) -> None:
     path = tmp_path / "model.onnx"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
@@ -348,13 +349,13 @@ def test_user_model_empty_file_raises_model_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("kind", "family"), [("detector", "scrfd"), ("recognizer", "arcface")])
-def test_user_model_missing_file_raises_model_error(tmp_path: Path, kind: str, family: str) -> None:
+def test_user_model_missing_file_raises_model_error(tmp_path: Path, kind: Kind, family: str) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         open_model(f"{family}:{tmp_path / 'missing.onnx'}", kind, _settings(tmp_path))
 
 
 @pytest.mark.parametrize("kind", ["detector", "recognizer"])
-def test_model_spec_unknown_family_raises_model_error(tmp_path: Path, kind: str) -> None:
+def test_model_spec_unknown_family_raises_model_error(tmp_path: Path, kind: Kind) -> None:
     path = build_scrfd(tmp_path / "scrfd.onnx")
     with pytest.raises(ModelError, match=f"unknown {kind} 'foo:"):
         open_model(f"foo:{path}", kind, _settings(tmp_path))

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from common.cli.options import detect_size
 from common.errors import ImageError
 from common.pipeline.face import Face
 from common.pipeline.image import Frame, ImageLimits, load_image
@@ -48,7 +49,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout")
     parser.add_argument(
         "--detect-size",
-        type=int,
+        type=detect_size,
         metavar="N",
         help="maximum detection input side in px (default 640; 0: the full frame)",
     )
@@ -69,8 +70,6 @@ def settings_from(args: argparse.Namespace) -> PipelineSettings:
     base = PipelineSettings()
     detection = base.detection
     if args.detect_size is not None:
-        if args.detect_size < 0:
-            raise SystemExit("facegate: --detect-size must be 0 (full frame) or a positive number of pixels")
         detection = msgspec.structs.replace(detection, detect_size=args.detect_size)
     return msgspec.structs.replace(
         base,

@@ -77,45 +77,56 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def user_manifest(family: Family, path: Path) -> ModelManifest:
-    """Manifest of a user-supplied InsightFace-format model (SCRFD detector or ArcFace recognizer).
-
-    The id carries the first 12 hex digits of the file's sha256, so templates made with one
-    set of weights are never matched with templates of another.
-    """
-    if family not in ("scrfd", "arcface"):
-        raise ModelError(f"user models must be 'scrfd' or 'arcface', not {family!r}")
-    if not path.is_file():
-        raise ModelError(f"model file {path} does not exist")
-    sha = sha256_file(path)
-    if family == "scrfd":
-        return ModelManifest(
-            id=f"scrfd-{sha[:12]}",
-            kind="detector",
-            family="scrfd",
-            file=str(path),
-            sha256=sha,
-            size_bytes=path.stat().st_size,
-            input_size=(640, 640),
-            color_order="RGB",
-            mean=127.5,
-            std=128.0,
-            license="user-supplied",
-            source=str(path),
-        )
-    return ModelManifest(
-        id=f"arcface-{sha[:12]}",
+# What InsightFace-format models take; a user model's manifest is its family's template plus its file.
+USER_TEMPLATES: dict[str, ModelManifest] = {
+    "scrfd": ModelManifest(
+        id="scrfd",
+        kind="detector",
+        family="scrfd",
+        file="",
+        sha256="",
+        size_bytes=0,
+        input_size=(640, 640),
+        color_order="RGB",
+        mean=127.5,
+        std=128.0,
+        license="user-supplied",
+    ),
+    "arcface": ModelManifest(
+        id="arcface",
         kind="recognizer",
         family="arcface",
-        file=str(path),
-        sha256=sha,
-        size_bytes=path.stat().st_size,
+        file="",
+        sha256="",
+        size_bytes=0,
         input_size=(112, 112),
         color_order="RGB",
         mean=127.5,
         std=127.5,
         embedding_size=512,
         license="user-supplied",
+    ),
+}
+
+
+def user_manifest(family: Family, path: Path) -> ModelManifest:
+    """Manifest of a user-supplied InsightFace-format model (SCRFD detector or ArcFace recognizer).
+
+    The id carries the first 12 hex digits of the file's sha256, so templates made with one
+    set of weights are never matched with templates of another.
+    """
+    template = USER_TEMPLATES.get(family)
+    if template is None:
+        raise ModelError(f"user models must be 'scrfd' or 'arcface', not {family!r}")
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist")
+    sha = sha256_file(path)
+    return msgspec.structs.replace(
+        template,
+        id=f"{family}-{sha[:12]}",
+        file=str(path),
+        sha256=sha,
+        size_bytes=path.stat().st_size,
         source=str(path),
     )
 

@@ -16,14 +16,14 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from common.pipeline.candidates import Candidates
 from common.pipeline.face import Detection
 from common.pipeline.image import Frame
 from common.pipeline.runtime import OnnxModel
 from common.pipeline.scrfd import decode_scrfd
 from common.pipeline.yunet import decode_yunet
 
-Raw = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]  # boxes xywh, scores, kps
-Decoder = Callable[[list[NDArray[np.float32]], tuple[str, ...], int, int, float], Raw]
+Decoder = Callable[[list[NDArray[np.float32]], tuple[str, ...], int, int, float], Candidates]
 DECODERS: dict[str, Decoder] = {"yunet": decode_yunet, "scrfd": decode_scrfd}
 PAD = 32
 

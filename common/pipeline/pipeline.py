@@ -9,11 +9,11 @@ from pathlib import Path
 import msgspec
 
 from common.models.fetch import models_dir
-from common.models.manifest import DEFAULT_MODELS, ModelManifest, parse_model_spec
+from common.models.manifest import DEFAULT_MODELS, Kind, ModelManifest, parse_model_spec
 from common.pipeline.align import align_face
 from common.pipeline.detector import Detector, DetectorSettings
 from common.pipeline.embedder import Embedder
-from common.pipeline.face import Detection, Face
+from common.pipeline.face import Detection, Embedding, Face
 from common.pipeline.image import Frame, ImageLimits
 from common.pipeline.quality import QualitySettings, assess
 from common.pipeline.runtime import OnnxModel, RuntimeSettings, load_model
@@ -60,9 +60,9 @@ def model_path(manifest: ModelManifest, directory: Path) -> Path:
     return Path(manifest.file)
 
 
-def open_model(spec: str, kind: str, settings: PipelineSettings) -> OnnxModel:
+def open_model(spec: str, kind: Kind, settings: PipelineSettings) -> OnnxModel:
     """Load the detector or recognizer a setting names."""
-    manifest = parse_model_spec(spec, "detector" if kind == "detector" else "recognizer")
+    manifest = parse_model_spec(spec, kind)
     return load_model(manifest, model_path(manifest, models_dir(settings.models_dir)), settings.runtime)
 
 
@@ -100,27 +100,26 @@ class FacePipeline:
         crops = [align_face(frame, d.landmarks) for d in detections]
         qualities = [assess(d, c, self.settings.quality) for d, c in zip(detections, crops, strict=True)]
         accepted = [i for i, q in enumerate(qualities) if q.accepted]
-        if timings:
+        vectors: dict[int, Embedding] = {}
+        if timings is not None:
             timings.lap("align")
-        embeddings = None
         if embed and self.embedder is not None and accepted:
-            embeddings = self.embedder.embed([crops[i] for i in accepted])
-        if timings:
+            vectors = dict(zip(accepted, self.embedder.embed([crops[i] for i in accepted]), strict=True))
+        if timings is not None:
             timings.lap("embed")
         model_id = self.embedder.model_id if self.embedder else ""
-        out = []
-        for i, (det, crop, quality) in enumerate(zip(detections, crops, qualities, strict=True)):
-            vector = embeddings[accepted.index(i)] if embeddings is not None and i in accepted else None
-            out.append(Face(det, quality, vector, model_id if vector is not None else "", crop))
-        return out
+        return [
+            Face(det, quality, vectors.get(i), model_id if i in vectors else "", crop)
+            for i, (det, crop, quality) in enumerate(zip(detections, crops, qualities, strict=True))
+        ]
 
     def process(
         self, frame: Frame, detect_size: int | None = None, embed: bool = True, timings: Timings | None = None
     ) -> list[Face]:
         """Detect, align, gate and embed every face of the frame."""
-        if timings:
+        if timings is not None:
             timings.start()
         detections = self.detect(frame, detect_size)
-        if timings:
+        if timings is not None:
             timings.lap("detect")
         return self.faces(frame, detections, embed, timings)

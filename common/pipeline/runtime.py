@@ -16,7 +16,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 import numpy as np
@@ -243,8 +243,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-
-
-def describe(model: OnnxModel) -> dict[str, Any]:
-    """A loggable summary of a loaded model."""
-    return {"model": model.manifest.id, "provider": model.provider, "input": model.input_name}

@@ -12,15 +12,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from common.errors import ModelError
+from common.pipeline.candidates import Candidates, stack
 
 STRIDES = (8, 16, 32)
 ANCHORS = 2
-Raw = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
 
 def decode_scrfd(
     outputs: list[NDArray[np.float32]], names: tuple[str, ...], pad_w: int, pad_h: int, threshold: float
-) -> Raw:
+) -> Candidates:
     """Candidate boxes [x, y, w, h], scores and 5x2 landmarks above `threshold`, in input pixels."""
     if len(outputs) != 9:
         raise ModelError(
@@ -47,11 +47,4 @@ def decode_scrfd(
         boxes.append(np.stack([x1, y1, x2 - x1, y2 - y1], axis=1))
         scores.append(score[idx])
         points.append(kps[idx] + centre[:, None, :])
-    if not scores:
-        empty = np.zeros((0,), dtype=np.float32)
-        return empty.reshape(0, 4), empty, empty.reshape(0, 5, 2)
-    return (
-        np.concatenate(boxes).astype(np.float32),
-        np.concatenate(scores).astype(np.float32),
-        np.concatenate(points).astype(np.float32),
-    )
+    return stack(boxes, scores, points)

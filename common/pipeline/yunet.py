@@ -12,14 +12,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from common.errors import ModelError
+from common.pipeline.candidates import Candidates, stack
 
 STRIDES = (8, 16, 32)
-Raw = tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]
 
 
 def decode_yunet(
     outputs: list[NDArray[np.float32]], names: tuple[str, ...], pad_w: int, pad_h: int, threshold: float
-) -> Raw:
+) -> Candidates:
     """Candidate boxes [x, y, w, h], scores and 5x2 landmarks above `threshold`, in input pixels."""
     by_name = dict(zip(names, outputs, strict=True))
     boxes, scores, points = [], [], []
@@ -47,11 +47,4 @@ def decode_yunet(
         scores.append(score[idx])
         k = kps[idx].reshape(-1, 5, 2)
         points.append((k + np.stack([col, row], axis=1)[:, None, :]) * stride)
-    if not scores:
-        empty = np.zeros((0,), dtype=np.float32)
-        return empty.reshape(0, 4), empty, empty.reshape(0, 5, 2)
-    return (
-        np.concatenate(boxes).astype(np.float32),
-        np.concatenate(scores).astype(np.float32),
-        np.concatenate(points).astype(np.float32),
-    )
+    return stack(boxes, scores, points)

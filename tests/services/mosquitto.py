@@ -11,9 +11,9 @@ from pathlib import Path
 
 from tests.services.endpoints import MqttBroker
 from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port, port_is_listening
+from tests.services.ports import free_port
 from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError, wait_for
+from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering, wait_for
 
 IMAGE = "eclipse-mosquitto:2.0"
 SHARED = MqttBroker(host="127.0.0.1", port=1883)
@@ -59,13 +59,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
 
 def find_shared() -> MqttBroker | None:
     """The machine's broker on 127.0.0.1:1883, if it accepts an anonymous CONNECT."""
-    if not port_is_listening(SHARED.host, SHARED.port):
-        return None
-    try:
-        probe_for(SHARED)()
-    except NotReadyError:
-        return None
-    return SHARED
+    return answering(SHARED, probe_for(SHARED), SHARED.host, SHARED.port)
 
 
 def render_config(

@@ -17,9 +17,9 @@ from psycopg import sql
 
 from tests.services.endpoints import PostgresService
 from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port, port_is_listening
+from tests.services.ports import free_port
 from tests.services.process import LocalProcess, user_ids
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError
+from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering
 
 IMAGE = "postgres:15-alpine"  # same major version as Debian 12's apt package
 SHARED = PostgresService(host="127.0.0.1", port=5432, user="postgres", dbname="test")
@@ -42,13 +42,7 @@ def probe_for(service: PostgresService) -> Probe:
 
 def find_shared() -> PostgresService | None:
     """The machine's server on 127.0.0.1:5432 (trust auth, database `test`), if it answers."""
-    if not port_is_listening(SHARED.host, SHARED.port):
-        return None
-    try:
-        probe_for(SHARED)()
-    except NotReadyError:
-        return None
-    return SHARED
+    return answering(SHARED, probe_for(SHARED), SHARED.host, SHARED.port)
 
 
 def find_bin_dir() -> Path:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+from tests.services.ports import port_is_listening
+
+T = TypeVar("T")
 Probe = Callable[[], None]
 """Checks the service once with a real client request; raises NotReadyError when it does not answer yet."""
 
@@ -63,3 +66,14 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
         time.sleep(0.02)
+
+
+def answering(endpoint: T, probe: Probe, host: str, port: int) -> T | None:
+    """`endpoint` when something listens on host:port and passes `probe`, else None."""
+    if not port_is_listening(host, port):
+        return None
+    try:
+        probe()
+    except NotReadyError:
+        return None
+    return endpoint

@@ -11,9 +11,9 @@ import redis
 
 from tests.services.endpoints import RedisService
 from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port, port_is_listening
+from tests.services.ports import free_port
 from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError
+from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering
 
 IMAGE = "redis:7-alpine"
 SHARED = RedisService(host="127.0.0.1", port=6379)
@@ -47,13 +47,7 @@ def probe_for(service: RedisService) -> Probe:
 
 def find_shared() -> RedisService | None:
     """The machine's server on 127.0.0.1:6379, if it answers PING."""
-    if not port_is_listening(SHARED.host, SHARED.port):
-        return None
-    try:
-        probe_for(SHARED)()
-    except NotReadyError:
-        return None
-    return SHARED
+    return answering(SHARED, probe_for(SHARED), SHARED.host, SHARED.port)
 
 
 def server_args(*, persistence: bool) -> list[str]:
