@@ -31,6 +31,7 @@ pg_bin_dir() {
 have_mosquitto() { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; }
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_postgres() { pg_bin_dir >/dev/null; }
+have_ffmpeg() { command -v ffmpeg >/dev/null 2>&1; }
 
 docker_mode() {
     case "${FACEGATE_TEST_DOCKER:-auto}" in
@@ -45,6 +46,7 @@ install_missing() {
     have_mosquitto || packages+=(mosquitto)
     have_redis || packages+=(redis-server)
     have_postgres || packages+=(postgresql)
+    have_ffmpeg || packages+=(ffmpeg)
     if [ "${#packages[@]}" -eq 0 ]; then
         return 0
     fi

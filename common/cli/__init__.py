@@ -18,6 +18,7 @@ EXIT_OK, EXIT_NO_FACE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
 
 def build_parser() -> argparse.ArgumentParser:
     from common.cli import bench, faces, models
+    from edge import cli as edge_cli
 
     parser = argparse.ArgumentParser(prog="facegate", description="Facegate: edge face recognition.")
     parser.add_argument("--log-level", default="warning", help="stderr log level (default: warning)")
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.register(sub)
     faces.register(sub)
     bench.register(sub)
+    edge_cli.register(sub)
     return parser
 
 

@@ -6,8 +6,12 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from edge.bench_match import register as register_match
+    from edge.bench_outbox import register as register_outbox
     from edge.bench_pipeline import register as register_pipeline
 
     parser = sub.add_parser("bench", help="benchmarks (pipeline on an edge box)")
     bsub = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     register_pipeline(bsub)
+    register_match(bsub)
+    register_outbox(bsub)

@@ -1,0 +1,169 @@
+"""One camera frame through the pipeline, the matcher and the tracker, into the outbox."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from common.messages import Event, encode
+from common.pipeline.pipeline import FacePipeline, Timings
+from common.topics import edge_topic
+from edge.config_schema import Camera
+from edge.matcher import Match, Matcher
+from edge.metrics import EdgeMetrics
+from edge.outbox import Outbox
+from edge.sequence import Sequences
+from edge.sources import Frame
+from edge.tracker import Tracker, TrackEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryMatcher:
+    """A followed gallery and the matcher over it."""
+
+    gallery_id: str
+    matcher: Matcher
+    version: int
+
+
+def best_match(
+    matchers: list[GalleryMatcher], vectors: np.ndarray
+) -> list[tuple[Match, GalleryMatcher | None]]:
+    """Per embedding, the best decision over every followed gallery (a match beats an unknown)."""
+    if not matchers:
+        return [(Match(None, 0.0, None, "empty_gallery"), None) for _ in range(len(vectors))]
+    best: list[tuple[Match, GalleryMatcher | None]] = []
+    per_gallery = [(m, m.matcher.match_batch(vectors)) for m in matchers]
+    for i in range(len(vectors)):
+        choices = [(results[i], m) for m, results in per_gallery]
+        matched = [c for c in choices if c[0].person_id is not None]
+        pool = matched or choices
+        best.append(max(pool, key=lambda c: c[0].score))
+    return best
+
+
+class FrameProcessor:
+    """Runs frames of one camera: detect, embed, match, track, write events to the outbox."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        *,
+        site: str,
+        edge: str,
+        pipeline: FacePipeline,
+        tracker: Tracker,
+        outbox: Outbox,
+        sequences: Sequences,
+        metrics: EdgeMetrics,
+    ) -> None:
+        self.camera, self.site, self.edge = camera, site, edge
+        self.pipeline, self.tracker, self.outbox, self.sequences = pipeline, tracker, outbox, sequences
+        self.metrics = metrics
+        self.topic = edge_topic(site, edge, "events")
+        self.person_gallery: dict[str, GalleryMatcher] = {}  # where each person was last matched
+        self.recent: deque[tuple[float, float]] = deque(maxlen=300)  # (done at, capture-to-done seconds)
+
+    def process(self, frame: Frame, matchers: list[GalleryMatcher]) -> list[Event]:
+        """The events this frame caused, already durable in the outbox."""
+        cam, m = self.camera.id, self.metrics
+        image, offset = self._roi(frame.image)
+        timings = Timings()
+        faces = self.pipeline.process(image, self.camera.detect_size, timings=timings)
+        for stage, seconds in timings.seconds.items():
+            m.stage_latency.labels(camera=cam, stage=stage).observe(seconds)
+        started = time.perf_counter()
+        embedded = [i for i, f in enumerate(faces) if f.embedding is not None]
+        identities: list[Match | None] = [None] * len(faces)
+        if embedded:
+            vectors = np.stack([v for i in embedded if (v := faces[i].embedding) is not None])
+            for i, (match, gallery) in zip(embedded, best_match(matchers, vectors), strict=True):
+                identities[i] = match
+                if match.person_id is not None and gallery is not None:
+                    self.person_gallery[match.person_id] = gallery
+                (m.matches if match.person_id else m.unknowns).labels(camera=cam).inc()
+        m.stage_latency.labels(camera=cam, stage="match").observe(time.perf_counter() - started)
+        started = time.perf_counter()
+        track_events = self.tracker.update(self._shifted(frame, image), faces, identities)
+        m.stage_latency.labels(camera=cam, stage="track").observe(time.perf_counter() - started)
+        m.frames.labels(camera=cam).inc()
+        m.faces.labels(camera=cam).inc(len(faces))
+        events = [self._write(te, offset, matchers) for te in track_events]
+        done = time.monotonic()
+        m.frame_latency.labels(camera=cam).observe(max(0.0, done - frame.monotonic))
+        self.recent.append((done, max(0.0, done - frame.monotonic)))
+        return [e for e in events if e is not None]
+
+    def fps(self, window_s: float = 10.0) -> float:
+        """Frames processed per second over the last `window_s` seconds."""
+        now = time.monotonic()
+        times = [t for t, _ in self.recent if now - t <= window_s]
+        if len(times) < 2:
+            return 0.0
+        return (len(times) - 1) / max(times[-1] - times[0], 1e-6)
+
+    def latencies(self) -> list[float]:
+        return [latency for _, latency in self.recent]
+
+    def _roi(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        if self.camera.roi is None:
+            return image, (0.0, 0.0)
+        height, width = image.shape[:2]
+        x, y, w, h = self.camera.roi
+        x0, y0 = round(x * width), round(y * height)
+        x1, y1 = min(width, x0 + max(1, round(w * width))), min(height, y0 + max(1, round(h * height)))
+        return np.ascontiguousarray(image[y0:y1, x0:x1]), (float(x0), float(y0))
+
+    @staticmethod
+    def _shifted(frame: Frame, image: np.ndarray) -> Frame:
+        if image is frame.image:
+            return frame
+        return Frame(frame.camera_id, frame.number, frame.monotonic, frame.wall, image)
+
+    def _write(
+        self, te: TrackEvent, offset: tuple[float, float], matchers: list[GalleryMatcher]
+    ) -> Event | None:
+        gm = self.person_gallery.get(te.person_id) if te.person_id else None
+        gm = gm or (matchers[0] if matchers else None)
+        x, y, w, h = te.bbox
+        event = Event(
+            site=self.site,
+            edge=self.edge,
+            camera=self.camera.id,
+            seq=self.sequences.next(self.camera.id),
+            track_id=te.track_id,
+            kind=te.kind,
+            person_id=te.person_id,
+            score=round(te.score, 5),
+            threshold=gm.matcher.threshold if gm else self.pipeline.threshold,
+            quality=round(te.quality, 4),
+            bbox=(x + offset[0], y + offset[1], w, h),
+            model=self.pipeline.embedder.model_id if self.pipeline.embedder else "",
+            gallery=gm.gallery_id if gm else None,
+            gallery_version=gm.version if gm else 0,
+            first_seen=datetime.fromtimestamp(te.first_seen, UTC),
+            crop_jpeg=te.crop_jpeg,
+        )
+        if not self.outbox.put(event.id, self.camera.id, self.topic, encode(event)):
+            log.error("outbox_full_event_dropped", extra={"camera": self.camera.id, "event": event.id})
+            return None
+        self.metrics.events.labels(camera=self.camera.id, kind=te.kind).inc()
+        log.info(
+            "event",
+            extra={
+                "camera": self.camera.id,
+                "kind": te.kind,
+                "person": te.person_id,
+                "track": te.track_id,
+                "seq": event.seq,
+                "score": round(te.score, 3),
+            },
+        )
+        return event

@@ -1,0 +1,235 @@
+"""Delivery faults with real Mosquitto: outbox -> publisher -> broker -> a central stand-in sending receipts.
+
+Each test runs its own private broker (persistence on). Every scenario asserts that every event reaches
+central, that no id is lost or invented (duplicates before de-duplication are allowed), and that after
+de-duplication each camera's events arrive in seq order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from common.messages import Event, Receipt, decode, encode
+from common.topics import edge_topic
+from edge.mqtt import LoginRefusedError, MqttClient, MqttSettings
+from edge.outbox import Outbox, OutboxSettings
+from edge.publisher import Publisher, PublisherSettings
+from tests.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
+
+SITE, EDGE = "site1", "edge1"
+EVENTS = edge_topic(SITE, EDGE, "events")
+RECEIPTS = edge_topic(SITE, EDGE, "receipts")
+CAMERAS = ("cam-a", "cam-b")
+
+
+class Central:
+    """Stands in for central: persistent session (clean_session off), QoS 1, one receipt per event."""
+
+    def __init__(self, broker: MqttBroker, client_id: str = "central-test") -> None:
+        self.broker, self.client_id = broker, client_id
+        self.arrivals: list[tuple[str, str, int]] = []  # (event id, camera, seq) as received
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client: mqtt.Client | None = None
+
+    def connect(self) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False)
+        client.reconnect_delay_set(1, 1)
+        client.on_connect = lambda c, *_: c.subscribe(EVENTS, qos=1)
+        client.on_subscribe = lambda *_: self._subscribed.set()
+        client.on_message = self._on_message
+        self._subscribed.clear()
+        client.connect(self.broker.host, self.broker.port, keepalive=5)
+        client.loop_start()
+        self._client = client
+        assert self._subscribed.wait(5), "central stand-in did not subscribe"
+
+    def disconnect(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {event_id for event_id, _, _ in self.arrivals}
+
+    def _on_message(self, client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        event = decode(bytes(message.payload), Event)
+        with self._lock:
+            self.arrivals.append((event.id, event.camera, event.seq))
+        client.publish(RECEIPTS, encode(Receipt(event_ids=[event.id])), qos=1)
+
+
+@dataclass
+class Edge:
+    outbox: Outbox
+    client: MqttClient
+    publisher: Publisher
+    written: dict[str, list[str]]  # camera -> event ids in seq order
+
+    def write(self, n: int, interval: float = 0.0) -> None:
+        """n events per camera, alternating cameras, committed to the outbox."""
+        for _ in range(n):
+            for camera in CAMERAS:
+                ids = self.written.setdefault(camera, [])
+                event = _event(camera, len(ids))
+                assert self.outbox.put(event.id, camera, EVENTS, encode(event))
+                ids.append(event.id)
+                self.publisher.notify()
+                time.sleep(interval)
+
+    def all_ids(self) -> set[str]:
+        return {event_id for ids in self.written.values() for event_id in ids}
+
+
+def _event(camera: str, seq: int) -> Event:
+    return Event(
+        site=SITE, edge=EDGE, camera=camera, seq=seq, track_id=seq, kind="recognized", person_id="p-1",
+        score=0.9, threshold=0.363, quality=0.8, bbox=(1.0, 2.0, 30.0, 40.0), model="sface-2021dec",
+    )  # fmt: skip
+
+
+@contextmanager
+def _edge(
+    tmp_path: Path, broker: MqttBroker, *, username: str | None = None, password: str = ""
+) -> Iterator[Edge]:
+    settings = MqttSettings(host=broker.host, port=broker.port, username=username, password=password)
+    settings = dataclasses.replace(settings, keepalive_s=5, backoff_min_s=0.05, backoff_max_s=0.5)
+    client = MqttClient(settings, site=SITE, edge=EDGE)
+    with Outbox(tmp_path / "outbox.db", OutboxSettings(resend_after_s=1.0, synchronous="NORMAL")) as outbox:
+        publisher = Publisher(outbox, client, PublisherSettings(batch=50, ack_timeout_s=2.0, idle_s=0.02))
+        client.start()
+        publisher.start()
+        try:
+            yield Edge(outbox, client, publisher, {})
+        finally:
+            publisher.stop()
+            client.stop()
+
+
+def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.02)
+
+
+def _assert_delivered_once_in_order(edge: Edge, central: Central) -> None:
+    _wait(lambda: edge.outbox.stats().backlog == 0, 12, "every event to be confirmed")
+    assert central.ids() == edge.all_ids()
+    seen: set[str] = set()
+    firsts: dict[str, list[str]] = {}
+    for event_id, camera, _seq in central.arrivals:
+        if event_id not in seen:
+            seen.add(event_id)
+            firsts.setdefault(camera, []).append(event_id)
+    assert firsts == edge.written  # each camera's events, de-duplicated, in seq order
+
+
+def test_delivery_broker_stopped_cleanly_while_writing_then_restarted(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path
+) -> None:
+    instance = mosquitto_factory()
+    central = Central(instance.endpoint)
+    central.connect()
+    with _edge(tmp_path, instance.endpoint) as edge:
+        writer = threading.Thread(target=edge.write, args=(40, 0.01))
+        writer.start()
+        time.sleep(0.3)
+        instance.stop()
+        time.sleep(0.6)
+        pending_while_down = edge.outbox.stats().backlog
+        instance.start()
+        writer.join()
+        _assert_delivered_once_in_order(edge, central)
+        assert edge.client.counters.reconnects >= 1
+    central.disconnect()
+    assert pending_while_down > 0
+
+
+@pytest.mark.parametrize("broker_keeps", [True, False], ids=["broker-saved-them", "broker-lost-them"])
+def test_delivery_broker_sigkilled_with_queued_messages_then_restarted(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path, broker_keeps: bool
+) -> None:
+    # broker-lost-them: Mosquitto's default autosave (every 30 min), so SIGKILL loses what is in memory
+    lazy = () if broker_keeps else ("autosave_on_changes false", "autosave_interval 1800")
+    instance = mosquitto_factory(extra_config=lazy)
+    central = Central(instance.endpoint)
+    central.connect()
+    central.disconnect()  # away: its persistent session queues the events
+    instance.restart()  # a clean stop saves the session (and its subscription) in either mode
+    with _edge(tmp_path, instance.endpoint) as edge:
+        edge.write(10)
+        _wait(lambda: edge.outbox.stats().unconfirmed == 20, 5, "PUBACKs for the first 20 events")
+        last = edge.written[CAMERAS[-1]][-1].encode()
+        if broker_keeps:
+            mosquitto.wait_until_persisted(instance, last)
+        else:
+            assert last not in (instance.read_data_file(mosquitto.PERSISTENCE_FILE) or b"")
+        instance.kill()
+        edge.write(5)
+        instance.start()
+        central.connect()
+        _assert_delivered_once_in_order(edge, central)
+    central.disconnect()
+
+
+def test_delivery_central_absent_events_resent_then_confirmed_on_return(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path
+) -> None:
+    instance = mosquitto_factory()
+    central = Central(instance.endpoint)
+    central.connect()
+    with _edge(tmp_path, instance.endpoint) as edge:
+        edge.write(5)
+        _wait(lambda: edge.outbox.stats().backlog == 0, 5, "the first events to be confirmed")
+        central.disconnect()
+        edge.write(5)
+        _wait(lambda: edge.outbox.stats().resends >= 10, 5, "unconfirmed events to be re-sent")
+        assert edge.outbox.stats().backlog == 10
+        central.connect()
+        _assert_delivered_once_in_order(edge, central)
+    central.disconnect()
+    assert len(central.arrivals) > len(central.ids())  # the re-sent copies arrived too
+
+
+def test_delivery_refused_login_stops_retrying_with_clear_error(
+    mosquitto_factory: MosquittoFactory,
+    service_backend: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if service_backend == "docker":
+        pytest.skip("the broker's password file is a host file")
+    passwords = tmp_path / "passwords"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), EDGE, "right"], check=True)
+    # allow_anonymous stays true: the fixture's readiness probe connects anonymously. A client that
+    # presents credentials is checked against the password file all the same.
+    instance = _broker_with_passwords(mosquitto_factory, passwords)
+    caplog.set_level(logging.ERROR, logger="edge.mqtt")
+    with _edge(tmp_path, instance.endpoint, username=EDGE, password="wrong") as edge:
+        edge.write(3)
+        assert not edge.client.wait_connected(3)
+        assert isinstance(edge.client.fatal_error, LoginRefusedError)
+        time.sleep(0.5)  # backoff_min_s is 0.05: a retrying client would try several more times
+        assert instance.logs().count("not authorised") == 1
+        assert edge.outbox.stats().backlog == 6 and edge.outbox.stats().unconfirmed == 0
+    assert "refused the login of user 'edge1'" in str(edge.client.fatal_error)
+    assert any(record.getMessage() == "mqtt_login_refused" for record in caplog.records)
+
+
+def _broker_with_passwords(factory: MosquittoFactory, passwords: Path) -> ServiceInstance[MqttBroker]:
+    return factory(extra_config=[f"password_file {passwords}"])
