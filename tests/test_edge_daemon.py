@@ -3,20 +3,23 @@ test consumer standing in for central."""
 
 from __future__ import annotations
 
+import queue
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from common.messages import Heartbeat, Status, decode
 from common.pipeline.pipeline import FacePipeline
 from common.sample_faces import SamplePhoto
 from tests.central_standin import CentralStandIn
 from tests.edge_device import enroll, free_port
 from tests.edge_rig import FACEGATE, Rig, wait_until
 from tests.services.factories import MosquittoFactory
+from tests.services.mqtt import MqttTestClient, Received
 from tests.videos import RtspServer, compose_visit_video
 
 COMMANDS = "facegate/v1/s1/e1/commands"
@@ -267,3 +270,43 @@ def test_edge_daemon_reload_command_adds_camera_and_applies_threshold(
     hall = [e for e in central.events() if e.camera == "hall"]
     assert all(e.threshold == 0.99 and e.kind == "unknown" for e in hall)
     assert central.in_order_per_camera()
+
+
+def test_edge_daemon_status_and_heartbeats_carry_versions_and_camera_stats(
+    rig: Rig, samples: dict[str, SamplePhoto]
+) -> None:
+    clip = camera(video(rig, samples, ["obama2"]), loop=True)
+    config = rig.config([clip])
+    with MqttTestClient(rig.broker.endpoint) as watcher:
+        watcher.subscribe("facegate/v1/s1/e1/heartbeat", qos=0)
+        watcher.subscribe("facegate/v1/s1/e1/status", qos=1)
+        daemon = rig.start(config)
+        try:
+            status = decode(next_on(watcher, "status").payload, Status)
+            beat = decode(next_on(watcher, "heartbeat", lambda p: b'"fps":0.0' not in p).payload, Heartbeat)
+        finally:
+            assert rig.stop(daemon) == 0
+        offline = decode(next_on(watcher, "status").payload, Status)
+    assert (
+        status.state == "online"
+        and status.detector == "yunet-2023mar"
+        and status.recognizer == "sface-2021dec"
+    )
+    assert status.galleries == {"staff": 1} and status.software.startswith("facegate-edge/")
+    assert beat.cameras["door"].state == "streaming" and beat.cameras["door"].fps > 0
+    assert beat.latency_ms_p50 > 0 and beat.latency_ms_p95 >= beat.latency_ms_p50
+    assert beat.galleries == {"staff": 1} and beat.outbox_backlog >= 0
+    assert offline.state == "offline"
+
+
+def next_on(client: MqttTestClient, kind: str, accept: Callable[[bytes], bool] = lambda p: True) -> Received:
+    """The next message on the edge's `kind` topic that `accept` takes, within 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            message = client.next_message(timeout=1.0)
+        except queue.Empty:
+            continue
+        if message.topic.endswith("/" + kind) and accept(message.payload):
+            return message
+    raise AssertionError(f"no {kind} message")
