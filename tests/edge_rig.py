@@ -114,4 +114,9 @@ class Rig:
         if not path.exists():
             return set()
         with sqlite3.connect(path) as db:
-            return {row[0] for row in db.execute("SELECT id FROM outbox")}
+            try:
+                return {row[0] for row in db.execute("SELECT id FROM outbox")}
+            except sqlite3.OperationalError as err:  # the daemon created the file, not yet its table
+                if "no such table" not in str(err):
+                    raise
+                return set()
