@@ -89,6 +89,12 @@ class ContainerBackend:
         if self.is_running():
             self._container.get_wrapped_container().stop(timeout=max(1, round(timeout)))
 
+    def pause(self) -> None:
+        self._container.get_wrapped_container().pause()
+
+    def resume(self) -> None:
+        self._container.get_wrapped_container().unpause()
+
     def kill(self) -> None:
         if self.is_running():
             self._container.get_wrapped_container().kill(signal="SIGKILL")

@@ -22,6 +22,10 @@ class Backend(Protocol):
 
     def kill(self) -> None: ...
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
     def is_running(self) -> bool: ...
 
     def logs(self) -> str: ...
@@ -86,6 +90,14 @@ class ServiceInstance(Generic[E]):
     def kill(self) -> None:
         """SIGKILL the server and everything it spawned, like a crash or `docker kill`; returns once gone."""
         self._backend.kill()
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP / `docker pause`): connections stay open, nothing is answered."""
+        self._backend.pause()
+
+    def resume(self) -> None:
+        """Undo pause()."""
+        self._backend.resume()
 
     def restart(self) -> E:
         """stop() if still running, then start()."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -86,6 +87,21 @@ class LocalProcess:
         victims = proctree.kill_tree(proc.pid)
         proc.wait()
         proctree.wait_gone(victims, 10.0, f"the SIGKILLed processes of {self.argv[0]} to exit")
+
+    def pause(self) -> None:
+        """SIGSTOP the server's whole process tree."""
+        self._signal_tree(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_tree(signal.SIGCONT)
+
+    def _signal_tree(self, signum: signal.Signals) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            raise RuntimeError(f"{self.argv[0]} is not running")
+        for member in proctree.tree(proc.pid):
+            with contextlib.suppress(ProcessLookupError):  # a child that exited meanwhile
+                os.kill(member.pid, signum)
 
     def close(self) -> None:
         self.kill()
