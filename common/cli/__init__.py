@@ -17,6 +17,7 @@ EXIT_OK, EXIT_NO_FACE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from central import cli as central_cli
     from common.cli import bench, faces, models
     from edge import cli as edge_cli
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     faces.register(sub)
     bench.register(sub)
     edge_cli.register(sub)
+    central_cli.register(sub)
     return parser
 
 
