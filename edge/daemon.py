@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -53,6 +54,7 @@ class EdgeDaemon:
         self.metrics = EdgeMetrics()
         self.started = time.monotonic()
         self._stop = threading.Event()
+        self._signals: deque[int] = deque()  # received signals, acted on by the loop
         self._lock = threading.RLock()  # guards cameras and matchers against a config reload
         self.sources: dict[str, CameraSource] = {}
         self.processors: dict[str, FrameProcessor] = {}
@@ -131,13 +133,26 @@ class EdgeDaemon:
         log.info("edge_stopped")
 
     def install_signals(self) -> None:
-        def handle(signum: int, _frame: FrameType | None) -> None:
-            log.info("edge_signal", extra={"signal": signal.Signals(signum).name})
-            self.stop()
+        """SIGTERM and SIGINT stop the daemon, SIGHUP reloads the device file.
 
-        signal.signal(signal.SIGTERM, handle)
-        signal.signal(signal.SIGINT, handle)
-        signal.signal(signal.SIGHUP, lambda _s, _f: threading.Thread(target=self.reload, daemon=True).start())
+        The handlers only record the signal: a handler runs in the main thread between two bytecodes,
+        possibly while that thread holds a lock (inside Event.wait, or a logging write), so taking any
+        lock there (Event.set, logging, starting a thread) can deadlock. The loop acts on it."""
+
+        def handle(signum: int, _frame: FrameType | None) -> None:
+            self._signals.append(signum)  # deque.append takes no lock
+
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, handle)
+
+    def _handle_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.popleft()
+            log.info("edge_signal", extra={"signal": signal.Signals(signum).name})
+            if signum == signal.SIGHUP:
+                threading.Thread(target=self.reload, name="reload", daemon=True).start()
+            else:
+                self.stop()
 
     # --- the scheduler ----------------------------------------------------------------------------
 
@@ -145,8 +160,9 @@ class EdgeDaemon:
         """Round-robin over the cameras' latest frames until stopped, then shut down cleanly."""
         try:
             while not self._stop.is_set():
+                self._handle_signals()
                 if not self._run_once():
-                    self._stop.wait(0.005)
+                    time.sleep(0.005)  # not Event.wait: see install_signals
         finally:
             self._shutdown()
 

@@ -1,7 +1,7 @@
 """The `facegate` command line: one entry point, sub-commands imported only when used.
 
 Exit statuses: 0 success; 1 a comparison could not be made (verify: no usable face);
-2 an input could not be read, or a usage error; 3 a model or configuration error.
+2 an input could not be read, or a usage error; 3 a model, configuration or setup error.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from common.errors import ConfigError, ModelError
+from common.errors import ConfigError, FacegateError, ModelError
 from common.log import setup_logging
 
 EXIT_OK, EXIT_NO_FACE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
@@ -44,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_MODEL
     except ConfigError as err:
         print(f"facegate: configuration error: {err}", file=sys.stderr)
+        return EXIT_MODEL
+    except FacegateError as err:  # a file, database or service the command needs is unusable
+        print(f"facegate: error: {err}", file=sys.stderr)
         return EXIT_MODEL
     except BrokenPipeError:
         return EXIT_OK
