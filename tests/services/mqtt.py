@@ -23,6 +23,7 @@ class Received:
     payload: bytes
     qos: int
     retain: bool
+    dup: bool = False  # the broker's redelivery of a message it sent before (MQTT DUP flag)
 
 
 class MqttTestClient:
@@ -106,7 +107,7 @@ class MqttTestClient:
             self._cond.notify_all()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain)))
+        self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), bool(msg.dup)))
 
 
 def clear_retained(broker: MqttBroker, topic_filter: str, settle: float = 0.2) -> list[str]:
