@@ -168,23 +168,24 @@ class EdgeDaemon:
 
     def _run_once(self) -> bool:
         """One pass over the cameras; False when no camera had a frame."""
-        worked = False
         with self._lock:
             cameras = list(self.processors.items())
-            matchers = self.matchers()
+        matchers: list[GalleryMatcher] | None = None  # built at the first frame: idle passes skip it
         for camera_id, processor in cameras:
             source = self.sources.get(camera_id)
             frame = source.latest(timeout=0) if source is not None else None
             if frame is None:
                 continue
-            worked = True
+            if matchers is None:
+                with self._lock:
+                    matchers = self.matchers()
             try:
                 processor.process(frame, matchers)
             except FacegateError as err:
                 log.error("frame_failed", extra={"camera": camera_id, "error": str(err)})
                 self.metrics.camera_errors.labels(camera=camera_id).inc()
             self.publisher.notify()
-        return worked
+        return matchers is not None
 
     def matchers(self) -> list[GalleryMatcher]:
         """Matchers over every followed gallery, with the thresholds of the current device file."""
