@@ -1,4 +1,4 @@
-"""`facegate central ...`: central's commands. Only `migrate` exists yet (the service is being built)."""
+"""`facegate central ...`: serve the API, apply migrations, create an API key."""
 
 from __future__ import annotations
 
@@ -12,23 +12,92 @@ DATABASE_URL_ENV = "FACEGATE_DATABASE_URL"
 
 
 def register(sub: Any) -> None:
-    parser = sub.add_parser("central", help="central: database migrations (the API service is being built)")
+    parser = sub.add_parser("central", help="central: the API service, migrations, API keys")
     csub = parser.add_subparsers(dest="central_command", required=True, metavar="ACTION")
+
+    serve = csub.add_parser("serve", help="run the API under uvicorn (settings: FACEGATE_* variables)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default: 8080)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (default: 1; each has its own pools)"
+    )
+    serve.add_argument("--log-level", default="info", help="debug, info, warning or error (default: info)")
+    serve.set_defaults(handler=run_serve)
+
     migrate = csub.add_parser(
         "migrate", help="apply the database migrations (idempotent; safe to run from replicas)"
     )
     migrate.add_argument("--database-url", help=f"PostgreSQL URL (default: ${DATABASE_URL_ENV})")
     migrate.set_defaults(handler=run_migrate)
 
+    key = csub.add_parser("create-key", help="create an API key and print it once (the first admin key)")
+    key.add_argument("--database-url", help=f"PostgreSQL URL (default: ${DATABASE_URL_ENV})")
+    key.add_argument(
+        "--scope", default="admin", choices=["admin", "operator", "viewer"], help="default: admin"
+    )
+    key.add_argument("--name", default="", help="a label shown in key lists")
+    key.add_argument("--site", action="append", default=[], help="restrict the key to this site (repeatable)")
+    key.set_defaults(handler=run_create_key)
+
+
+def _dsn(args: argparse.Namespace) -> str:
+    dsn: str = args.database_url or os.environ.get(DATABASE_URL_ENV, "")
+    if not dsn:
+        raise ConfigError(f"no database: pass --database-url or set {DATABASE_URL_ENV}")
+    return dsn
+
 
 def run_migrate(args: argparse.Namespace) -> int:
     from central.db.migrations import migrate
 
-    dsn = args.database_url or os.environ.get(DATABASE_URL_ENV, "")
-    if not dsn:
-        raise ConfigError(f"no database: pass --database-url or set {DATABASE_URL_ENV}")
-    applied = migrate(dsn)
+    applied = migrate(_dsn(args))
     for name in applied:
         print(f"applied {name}")
     print(f"{len(applied)} migration(s) applied; the database is up to date")
+    return 0
+
+
+def run_create_key(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from central.auth.repository import create_key_sync
+    from central.db.migrations import migrate
+
+    dsn = _dsn(args)
+    migrate(dsn)
+    with psycopg.connect(dsn) as conn:
+        known = {row[0] for row in conn.execute("SELECT id FROM sites WHERE id = ANY(%s)", (args.site,))}
+        unknown = sorted(set(args.site) - known)
+        if unknown:
+            raise ConfigError(f"unknown sites {unknown}: create them through the API first")
+        try:
+            issued = create_key_sync(conn, args.name, args.scope, args.site)
+        except ValueError as err:
+            raise ConfigError(str(err)) from err
+        conn.execute(
+            "INSERT INTO audit_log (actor, action, target_type, target_id) VALUES ('cli', 'api_key.create', "
+            "'api_key', %s)",
+            (issued.prefix,),
+        )
+    print(issued.display)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from central.settings import CentralSettings
+
+    CentralSettings.from_env(os.environ)  # fail here, with the variable's name, before uvicorn starts
+    uvicorn.run(
+        "central.asgi:app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        log_level=args.log_level,
+        proxy_headers=True,
+        access_log=False,
+    )
     return 0

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+context: ContextVar[Mapping[str, str]] = ContextVar("facegate_log_context", default={})
+"""Fields added to every record logged in the current context (e.g. central's request id)."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,6 +26,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
+        out.update(context.get())
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 out[key] = value

@@ -1,0 +1,34 @@
+"""The audit log: who changed what, when. Written in the same transaction as the change it records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from central.auth.scopes import Principal
+
+_INSERT = "INSERT INTO audit_log (actor, action, target_type, target_id, details) VALUES (%s, %s, %s, %s, %s)"
+
+
+def actor(principal: Principal | None) -> str:
+    """`key:<prefix>`, `edge:<site>/<edge>`, or `system` for central's own work."""
+    if principal is None:
+        return "system"
+    if principal.kind == "edge":
+        return f"edge:{principal.sites[0]}/{principal.id}"
+    return f"key:{principal.id}"
+
+
+async def record(
+    conn: AsyncConnection[Any],
+    principal: Principal | None,
+    action: str,
+    target_type: str,
+    target_id: object,
+    *,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry; `action` is `<noun>.<verb>` such as `person.create`. Never pass face data."""
+    await conn.execute(_INSERT, (actor(principal), action, target_type, str(target_id), Jsonb(details or {})))

@@ -1,0 +1,121 @@
+"""Who is calling: an `Authorization: Bearer ...` value turned into a `Principal`, or AuthError (401).
+
+Two kinds of credential are accepted:
+- an API key or an edge's API credential (`fg_<prefix>_<secret>`): looked up by prefix in `api_keys`
+  (not revoked) and `edges`, then its secret checked against the stored PBKDF2 hash (about 40 ms, run
+  off the event loop). A key that verified is remembered in process for `cache_s` seconds (keyed by a
+  SHA-256 of the whole credential), so a revoked key keeps working on a replica for at most that long;
+- a token from `POST /api/v1/auth/token` (HS256, three dot-separated parts): checked by signature and
+  expiry only, so a revoked key's tokens live until they expire (FACEGATE_TOKEN_TTL_S).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from central.auth.errors import AuthError
+from central.auth.keys import KEY_TAG, parse_api_key, verify_secret
+from central.auth.scopes import Principal, Scope
+from central.auth.tokens import verify_token
+from central.db.pool import AsyncPool
+
+_LOOKUP = """
+SELECT 'key', prefix, scope, sites, secret_hash FROM api_keys WHERE prefix = %(p)s AND revoked_at IS NULL
+UNION ALL
+SELECT 'edge', id, 'edge', ARRAY[site_id::text], api_secret_hash FROM edges
+ WHERE api_key_prefix = %(p)s AND api_secret_hash IS NOT NULL
+"""
+_TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE prefix = %s"
+_MAX_CACHE = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    principal: Principal
+    until: float
+
+
+class Authenticator:
+    """Turns bearer credentials into principals; safe to share between requests of one app."""
+
+    def __init__(
+        self,
+        pool: AsyncPool,
+        secret_key: str,
+        *,
+        cache_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pool = pool
+        self.secret_key = secret_key
+        self.cache_s = cache_s
+        self.clock = clock
+        self._cache: dict[bytes, _Cached] = {}
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        credential = bearer(authorization)
+        if credential.startswith(KEY_TAG + "_"):
+            return await self.from_key(credential)
+        if credential.count(".") == 2:
+            return principal_from_token(credential, self.secret_key)
+        raise AuthError("malformed_credential", "the bearer credential is neither an API key nor a token")
+
+    async def from_key(self, credential: str) -> Principal:
+        prefix, secret = parse_api_key(credential)
+        digest = hashlib.sha256(credential.encode()).digest()
+        now = self.clock()
+        cached = self._cache.get(digest)
+        if cached is not None and cached.until > now:
+            return cached.principal
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(_LOOKUP, {"p": prefix})).fetchall()
+            if not rows:
+                raise AuthError("invalid_key", "unknown or revoked API key")
+            kind, ident, scope, sites, stored = rows[0]
+            if not await anyio.to_thread.run_sync(verify_secret, secret, stored):
+                raise AuthError("invalid_key", "unknown or revoked API key")
+            if kind == "key":
+                await conn.execute(_TOUCH_KEY, (prefix,))
+        principal = (
+            Principal("edge", ident, Scope.EDGE, tuple(sites))
+            if kind == "edge"
+            else Principal("key", ident, Scope(scope), tuple(sites))
+        )
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[digest] = _Cached(principal, now + self.cache_s)
+        return principal
+
+    def forget(self) -> None:
+        """Drop every remembered key (after a revocation on this replica)."""
+        self._cache.clear()
+
+
+def bearer(authorization: str | None) -> str:
+    """The credential of an `Authorization: Bearer <credential>` header."""
+    if not authorization or not authorization.strip():
+        raise AuthError(
+            "missing_credential", "send `Authorization: Bearer <API key or token>` (see docs/central-api.md)"
+        )
+    scheme, _, credential = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise AuthError("bad_scheme", "use the Bearer scheme: `Authorization: Bearer <API key or token>`")
+    return credential.strip()
+
+
+def principal_from_token(token: str, secret_key: str) -> Principal:
+    claims = verify_token(token, secret_key)
+    if claims.scope == Scope.EDGE:
+        if len(claims.sites) != 1:
+            raise AuthError("malformed_token", "an edge token names exactly one site")
+        return Principal("edge", claims.sub, Scope.EDGE, claims.sites)
+    try:
+        scope = Scope(claims.scope)
+    except ValueError as err:
+        raise AuthError("malformed_token", f"token scope {claims.scope!r} is unknown") from err
+    return Principal("key", claims.sub, scope, claims.sites)

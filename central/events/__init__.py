@@ -1,0 +1,1 @@
+"""Recognition events: the repository ingest writes through, filtered listing, crops, last seen."""

@@ -1,0 +1,1 @@
+"""Fleet: sites and their edges (registration, credentials, status)."""

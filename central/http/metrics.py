@@ -1,0 +1,73 @@
+"""Central's Prometheus metrics, in a registry of their own per app (tests build many apps)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """Requests and latencies per route, enrollment outcomes, rate-limit refusals, pool usage."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "facegate_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "facegate_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template and method",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.enrollments = Counter(
+            "facegate_enrollment_photos",
+            "Enrollment photos processed, by outcome (accepted or the rejection reason)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "facegate_rate_limited",
+            "Requests refused with 429 by the per-key rate limit",
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "facegate_auth_failures",
+            "Requests refused with 401, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+
+    def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
+        """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""
+        self.registry.register(_PoolCollector(stats))
+
+
+class _PoolCollector(Collector):
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats = self.stats()
+        gauge = GaugeMetricFamily(
+            "facegate_db_pool_connections", "PostgreSQL pool connections by state", labels=["state"]
+        )
+        size = stats.get("pool_size", 0)
+        available = stats.get("pool_available", 0)
+        gauge.add_metric(["open"], size)
+        gauge.add_metric(["idle"], available)
+        gauge.add_metric(["in_use"], max(0, size - available))
+        gauge.add_metric(["waiting"], stats.get("requests_waiting", 0))
+        yield gauge
+        limits = GaugeMetricFamily("facegate_db_pool_max", "PostgreSQL pool maximum size")
+        limits.add_metric([], stats.get("pool_max", 0))
+        yield limits

@@ -1,0 +1,1 @@
+"""People: create, read, update, list, delete (erase); their photos and templates."""

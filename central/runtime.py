@@ -1,0 +1,148 @@
+"""What a running central holds: pool, object store, Redis, face pipeline, workers. Opened by the lifespan.
+
+`Runtime.start(settings, metrics)` does all the I/O (migrations under the advisory lock, pool, buckets,
+Redis ping, model load and warm-up); `close()` undoes it. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import psycopg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from central.auth.authenticator import Authenticator
+from central.auth.ratelimit import RateLimiter, make_rate_limiter
+from central.db import ensure_event_partitions, migrate, open_async_pool
+from central.db.pool import AsyncPool
+from central.http.metrics import Metrics
+from central.settings import CentralSettings
+from central.storage import FileStore, ObjectStore, S3Store
+from common.pipeline.pipeline import FacePipeline, PipelineSettings
+from common.pipeline.runtime import RuntimeSettings
+
+log = logging.getLogger("central.runtime")
+
+PARTITION_EVERY_S = 6 * 3600.0
+"""How often each replica makes sure next months' event partitions exist (idempotent)."""
+
+
+class Runtime:
+    """The live dependencies of one app (a plain class: handlers receive it as the `runtime` dependency)."""
+
+    def __init__(  # noqa: PLR0917  # one field per dependency, built only by start()
+        self,
+        settings: CentralSettings,
+        metrics: Metrics,
+        pool: AsyncPool,
+        store: ObjectStore,
+        redis: aioredis.Redis | None,
+        limiter: RateLimiter,
+        authenticator: Authenticator,
+        pipeline: FacePipeline,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = pool
+        self.store = store
+        self.redis = redis
+        self.limiter = limiter
+        self.authenticator = authenticator
+        self.pipeline = pipeline
+        self.executor = executor
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    @classmethod
+    async def start(cls, settings: CentralSettings, metrics: Metrics) -> Runtime:
+        if settings.migrate_on_start:
+            applied = await anyio.to_thread.run_sync(migrate, settings.database_url)
+            log.info("migrations_checked", extra={"applied": applied})
+        store = open_object_store(settings)
+        await anyio.to_thread.run_sync(store.ensure_buckets)
+        pipeline = await anyio.to_thread.run_sync(load_pipeline, settings)
+        pool = await open_async_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+        metrics.watch_pool(pool.get_stats)
+        runtime = cls(
+            settings=settings,
+            metrics=metrics,
+            pool=pool,
+            store=store,
+            redis=await open_redis(settings.redis_url),
+            limiter=make_rate_limiter(
+                settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst
+            ),
+            authenticator=Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+            pipeline=pipeline,
+            executor=ThreadPoolExecutor(settings.enroll_workers, thread_name_prefix="enroll"),
+        )
+        runtime.tasks.append(asyncio.create_task(runtime.keep_partitions(), name="event-partitions"))
+        return runtime
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.pool.close()
+
+    async def run_inference(self, fn: Any, *args: Any) -> Any:
+        """Run face work on the enrollment worker pool, off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def keep_partitions(self) -> None:
+        while True:
+            await asyncio.sleep(PARTITION_EVERY_S)
+            try:
+                await anyio.to_thread.run_sync(self.ensure_partitions)
+            except psycopg.Error as err:  # retried at the next period; the default partition takes events
+                log.warning("event_partitions_failed", extra={"error": str(err)})
+
+    def ensure_partitions(self) -> None:
+        with psycopg.connect(self.settings.database_url, autocommit=True) as conn:
+            created = ensure_event_partitions(conn, datetime.now(UTC))
+        if created:
+            log.info("event_partitions_created", extra={"partitions": created})
+
+
+def open_object_store(settings: CentralSettings) -> ObjectStore:
+    from central.storage import S3Settings
+
+    if isinstance(settings.storage, S3Settings):
+        return S3Store(settings.storage)
+    return FileStore(settings.storage)
+
+
+async def open_redis(url: str | None) -> aioredis.Redis | None:
+    """A client for FACEGATE_REDIS_URL; an unreachable Redis is logged (and shown by /ready), not fatal."""
+    if not url:
+        return None
+    client: aioredis.Redis = aioredis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as err:
+        log.warning("redis_unavailable_at_start", extra={"error": str(err)})
+    return client
+
+
+def load_pipeline(settings: CentralSettings) -> FacePipeline:
+    """The enrollment pipeline: detection at the default 640 px, one intra-op thread per worker (the
+    workers run in parallel)."""
+    pipeline_settings = PipelineSettings(
+        detector=settings.detector,
+        recognizer=settings.recognizer,
+        models_dir=str(settings.models_dir),
+        runtime=RuntimeSettings(intra_op_threads=1),
+    )
+    return FacePipeline.load(pipeline_settings)
