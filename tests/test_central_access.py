@@ -29,7 +29,7 @@ _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 class Endpoint:
     method: str
     path: str
-    scope: Scope
+    scope: Scope | None
     any_principal: bool
 
     def url(self, site: str = "site-b") -> str:
