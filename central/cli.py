@@ -39,6 +39,20 @@ def register(sub: Any) -> None:
     key.add_argument("--site", action="append", default=[], help="restrict the key to this site (repeatable)")
     key.set_defaults(handler=run_create_key)
 
+    enroll = csub.add_parser(
+        "enroll", help="bulk-enroll a folder (one sub-folder of photos per person) through a running central"
+    )
+    enroll.add_argument(
+        "folder", metavar="DIR", help="folder holding one folder per person (name = external id)"
+    )
+    enroll.add_argument("--url", help="central's base URL (default: $FACEGATE_URL or http://127.0.0.1:8080)")
+    enroll.add_argument("--key", help="an operator API key (default: $FACEGATE_API_KEY)")
+    enroll.add_argument("--poll", type=float, default=1.0, help="seconds between progress polls (default: 1)")
+    enroll.add_argument(
+        "--timeout", type=float, default=3600.0, help="give up after this many seconds (default: 3600)"
+    )
+    enroll.set_defaults(handler=run_enroll)
+
 
 def _dsn(args: argparse.Namespace) -> str:
     dsn: str = args.database_url or os.environ.get(DATABASE_URL_ENV, "")
@@ -81,6 +95,16 @@ def run_create_key(args: argparse.Namespace) -> int:
         )
     print(issued.display)
     return 0
+
+
+def run_enroll(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from central.enrollment import jobs_client
+
+    key = args.key or os.environ.get("FACEGATE_API_KEY", "")
+    url = args.url or jobs_client.default_url()
+    return jobs_client.run(Path(args.folder), url, key, args.poll, args.timeout)
 
 
 def run_serve(args: argparse.Namespace) -> int:

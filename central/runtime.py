@@ -11,7 +11,7 @@ import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import psycopg
@@ -27,6 +27,9 @@ from central.settings import CentralSettings
 from central.storage import FileStore, ObjectStore, S3Store
 from common.pipeline.pipeline import FacePipeline, PipelineSettings
 from common.pipeline.runtime import RuntimeSettings
+
+if TYPE_CHECKING:
+    from central.enrollment.workers import JobWorkers
 
 log = logging.getLogger("central.runtime")
 
@@ -59,6 +62,8 @@ class Runtime:
         self.pipeline = pipeline
         self.executor = executor
         self.tasks: list[asyncio.Task[Any]] = []
+        self.jobs: JobWorkers | None = None
+        """Bulk enrollment job queue and workers (central/enrollment/workers.py), set by start()."""
 
     @classmethod
     async def start(cls, settings: CentralSettings, metrics: Metrics) -> Runtime:
@@ -84,6 +89,10 @@ class Runtime:
             executor=ThreadPoolExecutor(settings.enroll_workers, thread_name_prefix="enroll"),
         )
         runtime.tasks.append(asyncio.create_task(runtime.keep_partitions(), name="event-partitions"))
+        from central.enrollment.workers import JobWorkers  # imports this module: not at the top
+
+        runtime.jobs = JobWorkers.for_runtime(runtime)
+        runtime.tasks.extend(runtime.jobs.start())
         return runtime
 
     async def close(self) -> None:

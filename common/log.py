@@ -8,11 +8,12 @@ import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
-context: ContextVar[Mapping[str, str]] = ContextVar("facegate_log_context", default={})
+context: ContextVar[Mapping[str, str]] = ContextVar("facegate_log_context", default=MappingProxyType({}))
 """Fields added to every record logged in the current context (e.g. central's request id)."""
 
 

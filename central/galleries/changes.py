@@ -1,16 +1,19 @@
 """Appending to galleries' gap-free version logs, always inside the caller's transaction.
 
 A change row's `change` is `{"upserts": [template ids], "deleted_templates": [template ids],
-"deleted_people": [person ids]}` and, for a change of scope, `"sites": [site ids]`. Versions come from
-the `append_gallery_change` SQL function, which bumps `galleries.current_version` under its row lock,
-so concurrent writers queue and no version is skipped or repeated. Callers run these functions on the
-connection of the transaction that makes the change itself (enrollment, template deletion, person
-deletion, membership or scope change): both commit or neither does.
+"deleted_people": [person ids]}` and, for a change of scope, `"sites": [site ids]`. Upserts also name
+their person in `"owners": {template id: person id}`, so a replay can apply `deleted_people` to
+templates whose rows were deleted since (central/galleries/replay.py); bodies without it still replay.
+
+Versions come from the `append_gallery_change` SQL function, which bumps `galleries.current_version`
+under its row lock, so concurrent writers queue and no version is skipped or repeated. Callers run these
+functions on the connection of the transaction that makes the change itself (enrollment, template
+deletion, person deletion, membership or scope change): both commit or neither does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +32,10 @@ def change_body(
     deleted_templates: Sequence[UUID] = (),
     deleted_people: Sequence[UUID] = (),
     sites: Sequence[str] | None = None,
+    *,
+    owners: Mapping[UUID, UUID] | None = None,
 ) -> dict[str, Any]:
+    """A change row's body; `owners` maps upserted template ids to their person ids."""
     body: dict[str, Any] = {
         "upserts": [str(t) for t in upserts],
         "deleted_templates": [str(t) for t in deleted_templates],
@@ -37,6 +43,8 @@ def change_body(
     }
     if sites is not None:
         body["sites"] = sorted(sites)
+    if owners:
+        body["owners"] = {str(t): str(owners[t]) for t in upserts if t in owners}
     return body
 
 
@@ -73,6 +81,11 @@ async def record_person_change(
         mine = [t for t in upserts if models.get(t) == model_id]
         if not (mine or deleted_templates or deleted_person):
             continue
-        body = change_body(mine, deleted_templates, [person_id] if deleted_person else [])
+        body = change_body(
+            mine,
+            deleted_templates,
+            [person_id] if deleted_person else [],
+            owners=dict.fromkeys(mine, person_id),
+        )
         versions[gallery_id] = await append_change(conn, gallery_id, body)
     return versions

@@ -2,8 +2,9 @@
 
 Each handler declares `opt={"scope": Scope.X}`: viewer, operator or admin for API keys, or EDGE for
 the endpoints edges call (an edge credential reaches only those; admin keys may call them too, for
-debugging). Site checks need the row being touched, so handlers do them with `require` /
-`require_edge`. The principal is then available to handlers as the `principal` dependency.
+debugging, and so may keys of scope X and above where the route also declares `"key_scope": Scope.X`).
+Site checks need the row being touched, so handlers do them with `require` / `require_edge`. The
+principal is then available to handlers as the `principal` dependency.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from central.errors import TooManyRequests
 from central.runtime import Runtime
 
 SCOPE_OPT = "scope"
+SITE_PARAM = "site"
+"""A path parameter of this name is checked against the principal's sites by the guard itself."""
+KEY_SCOPE_OPT = "key_scope"
+"""On an EDGE route, `opt={"key_scope": Scope.X}` also lets API keys of scope X and above in."""
 
 
 async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
@@ -45,11 +50,24 @@ async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], handler:
     if handler.opt.get("any_principal"):
         pass  # e.g. POST /auth/token: every valid credential may use it
     elif needed is Scope.EDGE:
-        if principal.kind == "key" and principal.scope is not Scope.ADMIN:
-            raise Forbidden("edge_endpoint", "this endpoint is for edges (and admin keys)")
+        check_edge_route(principal, handler.opt.get(KEY_SCOPE_OPT))
     else:
         require_scope(principal, needed)
+    site = connection.path_params.get(SITE_PARAM)
+    if isinstance(site, str) and not principal.allows_site(site):
+        # Routes under /sites/{site}/...: refused before the body is read, whatever the body holds.
+        raise Forbidden("site_not_allowed", f"{principal.kind} {principal.id} may not act on site {site!r}")
     connection.state.principal = principal
+
+
+def check_edge_route(principal: Principal, key_scope: object) -> None:
+    """Edges pass; API keys need admin, or `key_scope` where the route declares one."""
+    if principal.kind != "key":
+        return
+    if isinstance(key_scope, Scope):
+        require_scope(principal, key_scope)
+    elif principal.scope is not Scope.ADMIN:
+        raise Forbidden("edge_endpoint", "this endpoint is for edges (and admin keys)")
 
 
 def rate_key(principal: Principal) -> str:

@@ -46,6 +46,11 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        self.object_delete_failures = Counter(
+            "facegate_object_delete_failures",
+            "Face-data objects (photos, crops, snapshots) that could not be deleted; they stay queued",
+            registry=self.registry,
+        )
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""

@@ -6,6 +6,7 @@ Layout (one bucket, or one folder tree):
     crops/{yyyy}/{mm}/{dd}/{event_id}.jpg          face crops of recognition events (UTC date)
     snapshots/{gallery_id}/{version}.msgpack       gallery snapshots
     models/{model_id}/{file}                       model artifacts
+    jobs/{job_id}.zip                              uploaded bulk-enrollment archives (until the job ends)
 """
 
 from __future__ import annotations
@@ -103,3 +104,8 @@ def snapshot_key(gallery_id: object, version: int) -> str:
 
 def model_key(model_id: object, file: str) -> str:
     return f"models/{segment(model_id, 'model id')}/{segment(file, 'model file name')}"
+
+
+def job_key(job_id: object) -> str:
+    """The uploaded archive of a bulk enrollment job."""
+    return f"jobs/{segment(job_id, 'job id')}.zip"

@@ -1,0 +1,199 @@
+"""Enrollment jobs in PostgreSQL: insert, read, list, and the claim/lease/progress steps of workers.
+
+Every function runs inside the caller's transaction (`async with runtime.pool.connection()`).
+Worker steps name the worker (`claimed_by`) so a replica that lost its lease to another cannot
+finish, release or renew the job; results are keyed by (job, seq), so a photo processed twice
+(after a takeover) counts once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from central.enrollment.archive import ArchivePlan, SkippedEntry
+from central.enrollment.jobs import JobRead, JobResult, JobStatus, JobSummary
+from central.errors import InvalidInput
+
+MAX_SKIPPED_LISTED = 1000
+_LEASE = "now() + make_interval(secs => %s)"
+_SUMMARY = """id, status, created_by, created_at, started_at, finished_at, total, processed, accepted,
+ rejected, people, skipped_count, error"""
+_RESULT = """seq, external_id, filename, status, reason, message, photo_id, template_id, quality,
+ similar_person_id"""
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: UUID
+    object_key: str
+    created_by: str
+    attempts: int
+
+
+async def insert_job(
+    conn: AsyncConnection[Any],
+    job_id: UUID,
+    *,
+    created_by: str,
+    object_key: str,
+    plan: ArchivePlan,
+    lease_s: float,
+) -> JobRead:
+    """A queued job for `plan`; its lease_until is when a sweep may enqueue it again."""
+    skipped = [msgspec.to_builtins(s) for s in plan.skipped[:MAX_SKIPPED_LISTED]]
+    cur = await conn.execute(
+        f"INSERT INTO enrollment_jobs (id, created_by, object_key, total, people, skipped, skipped_count,"
+        f" lease_until) VALUES (%s, %s, %s, %s, %s, %s, %s, {_LEASE}) RETURNING {_SUMMARY}, skipped",
+        (job_id, created_by, object_key, len(plan.photos), len(plan.people), Jsonb(skipped),
+         len(plan.skipped), lease_s),
+    )  # fmt: skip
+    row = await cur.fetchone()
+    assert row is not None
+    return _read(row)
+
+
+async def get_job(conn: AsyncConnection[Any], job_id: UUID, results_after: int, limit: int) -> JobRead | None:
+    """The job with `limit` results after seq `results_after` (see JobRead.next_results)."""
+    cur = await conn.execute(f"SELECT {_SUMMARY}, skipped FROM enrollment_jobs WHERE id = %s", (job_id,))
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    job = _read(row)
+    cur = await conn.execute(
+        f"SELECT {_RESULT} FROM enrollment_job_results WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+        (job_id, results_after, limit),
+    )
+    results = [JobResult(*r) for r in await cur.fetchall()]
+    last = results[-1].seq if results else results_after
+    more = len(results) == limit or job.status in {"queued", "running"}
+    return msgspec.structs.replace(job, results=results, next_results=last if more else None)
+
+
+async def list_jobs(
+    conn: AsyncConnection[Any], limit: int, cursor: str | None
+) -> tuple[list[JobSummary], str | None]:
+    """Jobs, most recent first, and the cursor of the next page (None on the last)."""
+    if cursor is None:
+        cur = await conn.execute(
+            f"SELECT {_SUMMARY} FROM enrollment_jobs ORDER BY created_at DESC, id DESC LIMIT %s", (limit + 1,)
+        )
+    else:
+        created_at, last_id = decode_cursor(cursor)
+        cur = await conn.execute(
+            f"SELECT {_SUMMARY} FROM enrollment_jobs WHERE (created_at, id) < (%s, %s)"
+            " ORDER BY created_at DESC, id DESC LIMIT %s",
+            (created_at, last_id, limit + 1),
+        )
+    rows = await cur.fetchall()
+    jobs = [JobSummary(*row) for row in rows[:limit]]
+    following = encode_cursor(jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None
+    return jobs, following
+
+
+def encode_cursor(created_at: datetime, job_id: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{job_id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
+    try:
+        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(created), UUID(job_id)
+    except (binascii.Error, UnicodeError, ValueError) as err:
+        raise InvalidInput("cursor is not one this API returned: start again without it") from err
+
+
+async def claim_job(
+    conn: AsyncConnection[Any], job_id: UUID, worker: str, lease_s: float
+) -> ClaimedJob | None:
+    """Take the job if it is queued or its holder's lease expired; None when another worker has it."""
+    cur = await conn.execute(
+        f"UPDATE enrollment_jobs SET status = 'running', claimed_by = %s, lease_until = {_LEASE},"
+        " started_at = coalesce(started_at, now()), attempts = attempts + 1"
+        " WHERE id = %s AND (status = 'queued' OR (status = 'running' AND lease_until < now()))"
+        " RETURNING id, object_key, created_by, attempts",
+        (worker, lease_s, job_id),
+    )
+    row = await cur.fetchone()
+    return None if row is None else ClaimedJob(*row)
+
+
+async def renew_lease(conn: AsyncConnection[Any], job_id: UUID, worker: str, lease_s: float) -> bool:
+    """Extend the worker's lease; False when the job is no longer this worker's."""
+    cur = await conn.execute(
+        f"UPDATE enrollment_jobs SET lease_until = {_LEASE}"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running' RETURNING id",
+        (lease_s, job_id, worker),
+    )
+    return await cur.fetchone() is not None
+
+
+async def done_seqs(conn: AsyncConnection[Any], job_id: UUID) -> set[int]:
+    cur = await conn.execute("SELECT seq FROM enrollment_job_results WHERE job_id = %s", (job_id,))
+    return {int(row[0]) for row in await cur.fetchall()}
+
+
+async def record_result(conn: AsyncConnection[Any], job_id: UUID, result: JobResult) -> bool:
+    """Store one photo's result and count it; False (nothing counted) when it was stored before."""
+    cur = await conn.execute(
+        f"INSERT INTO enrollment_job_results (job_id, {_RESULT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " %s, %s) ON CONFLICT (job_id, seq) DO NOTHING RETURNING seq",
+        (job_id, result.seq, result.external_id, result.filename, result.status, result.reason,
+         result.message, result.photo_id, result.template_id, result.quality, result.similar_person_id),
+    )  # fmt: skip
+    if await cur.fetchone() is None:
+        return False
+    accepted = 1 if result.status == "accepted" else 0
+    await conn.execute(
+        "UPDATE enrollment_jobs SET processed = processed + 1, accepted = accepted + %s,"
+        " rejected = rejected + %s WHERE id = %s",
+        (accepted, 1 - accepted, job_id),
+    )
+    return True
+
+
+async def finish_job(
+    conn: AsyncConnection[Any], job_id: UUID, worker: str, status: JobStatus, error: str | None
+) -> bool:
+    """Mark the job done or failed; False when it is no longer this worker's."""
+    cur = await conn.execute(
+        "UPDATE enrollment_jobs SET status = %s, error = %s, finished_at = now(), claimed_by = NULL,"
+        " lease_until = NULL WHERE id = %s AND claimed_by = %s AND status = 'running' RETURNING id",
+        (status, error, job_id, worker),
+    )
+    return await cur.fetchone() is not None
+
+
+async def release_job(conn: AsyncConnection[Any], job_id: UUID, worker: str) -> None:
+    """Give the job back (replica shutting down): queued again, takeable by any replica at once."""
+    await conn.execute(
+        "UPDATE enrollment_jobs SET status = 'queued', claimed_by = NULL, lease_until = now()"
+        " WHERE id = %s AND claimed_by = %s AND status = 'running'",
+        (job_id, worker),
+    )
+
+
+async def stale_jobs(conn: AsyncConnection[Any], lease_s: float) -> list[UUID]:
+    """Jobs to enqueue again: queued or running with an expired lease (its worker died). They become
+    queued with a new lease in the same statement, so of several replicas sweeping at once only one
+    enqueues each job, and a worker that was merely slow loses the job at its next renewal."""
+    cur = await conn.execute(
+        f"UPDATE enrollment_jobs SET status = 'queued', claimed_by = NULL, lease_until = {_LEASE}"
+        " WHERE status IN ('queued', 'running') AND lease_until < now() RETURNING id",
+        (lease_s,),
+    )
+    return [UUID(str(row[0])) for row in await cur.fetchall()]
+
+
+def _read(row: tuple[Any, ...]) -> JobRead:
+    summary = JobSummary(*row[:-1])
+    skipped = msgspec.convert(row[-1], list[SkippedEntry])
+    return JobRead(**msgspec.structs.asdict(summary), skipped=skipped)
