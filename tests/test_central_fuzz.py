@@ -20,7 +20,7 @@ from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from tests.central_server import serve
 
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 25
 
 
 @pytest.fixture
