@@ -90,9 +90,11 @@ class Runtime:
         )
         runtime.tasks.append(asyncio.create_task(runtime.keep_partitions(), name="event-partitions"))
         from central.enrollment.workers import JobWorkers  # imports this module: not at the top
+        from central.people.cleanup import sweep_forever
 
         runtime.jobs = JobWorkers.for_runtime(runtime)
         runtime.tasks.extend(runtime.jobs.start())
+        runtime.tasks.append(asyncio.create_task(sweep_forever(runtime), name="pending-deletions"))
         return runtime
 
     async def close(self) -> None:

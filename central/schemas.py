@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.params import QueryParameter
 
 from central.errors import InvalidInput
 
@@ -16,7 +17,8 @@ Name = Annotated[str, msgspec.Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$
 
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
-Limit = Annotated[int, msgspec.Meta(ge=1, le=500)]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=500, description="items per page (1-500)")]
+"""The `limit` query parameter of list routes (Litestar enforces QueryParameter bounds, not msgspec.Meta)."""
 
 KeyScope = Literal["admin", "operator", "viewer"]
 

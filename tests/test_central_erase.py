@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+from central.people.cleanup import sweep_once
 from central.storage import crop_key, snapshot_key
 from common.sample_faces import SamplePhoto
 from tests.central_app import Central
@@ -173,3 +174,24 @@ def test_erase_frees_the_face_for_another_person(central: Central, samples: Samp
     assert enroll(central, second["id"], "o2.jpg", photo(samples, "obama2"))["reason"] == "duplicate_person"
     assert erase(central, first["id"]).status_code == 200
     assert enroll(central, second["id"], "o2.jpg", photo(samples, "obama2"))["status"] == "accepted"
+
+
+def test_erase_sweeper_deletes_queued_objects_left_behind(central: Central) -> None:
+    runtime = central.client.app.state.runtime
+    person = new_person(central, "left-behind")
+    runtime.store.put(f"photos/{person['id']}/x.jpg", b"face", "image/jpeg")
+    runtime.store.put("crops/2026/01/01/orphan.jpg", b"crop", "image/jpeg")
+    with central.db() as conn:
+        conn.execute(
+            "INSERT INTO pending_deletions (object_key, is_prefix, person_id, created_at) VALUES "
+            "(%s, true, %s, now() - interval '1 hour'), ('crops/2026/01/01/orphan.jpg', false, NULL, "
+            "now() - interval '1 hour'), ('crops/2026/01/01/young.jpg', false, NULL, now())",
+            (f"photos/{person['id']}/", person["id"]),
+        )
+    remaining = central.client.blocking_portal.call(sweep_once, runtime)
+    assert remaining == 0
+    assert list(runtime.store.list(f"photos/{person['id']}/")) == []
+    assert not runtime.store.exists("crops/2026/01/01/orphan.jpg")
+    with central.db() as conn:
+        left = [row[0] for row in conn.execute("SELECT object_key FROM pending_deletions")]
+    assert left == ["crops/2026/01/01/young.jpg"]  # too young: its own request purges it

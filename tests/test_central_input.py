@@ -88,3 +88,19 @@ def test_input_oversized_body_gets_413(
     )
     assert response.status_code == 413
     assert response.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/people",
+        "/api/v1/events",
+        "/api/v1/galleries",
+        "/api/v1/enrollment-jobs",
+    ],
+)
+@pytest.mark.parametrize("limit", ["0", "-1", "501", "100000", "ten"])
+def test_input_page_limit_outside_1_to_500_is_400(central: Central, path: str, limit: str) -> None:
+    response = central.client.get(path, params={"limit": limit}, headers=central.admin)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"]

@@ -28,7 +28,7 @@ from central.enrollment.jobs_upload import read_archive
 from central.enrollment.workers import LEASE_S, JobWorkers, archive_limits
 from central.errors import NotFound, Unavailable
 from central.runtime import Runtime
-from central.schemas import Limit, Page
+from central.schemas import Page, PageLimit
 from central.storage import StorageError
 from central.storage.keys import job_key
 from common.ids import uuid7
@@ -119,7 +119,7 @@ async def read_job(
 async def list_jobs(
     principal: NamedDependency[Principal],
     runtime: NamedDependency[Runtime],
-    limit: Annotated[Limit, QueryParameter(description="jobs per page (1-500)")] = 50,
+    limit: PageLimit = 50,
     cursor: Annotated[str | None, QueryParameter(description="`next` of the previous page")] = None,
 ) -> Page:
     """Enrollment jobs, most recent first (counts only; read one job for its results)."""

@@ -35,12 +35,12 @@ from central.galleries.schemas import (
 )
 from central.galleries.snapshot_routes import build_snapshot_now, snapshot
 from central.runtime import Runtime
+from central.schemas import PageLimit
 from central.storage import StorageError
 from central.storage.keys import segment
 
 log = logging.getLogger("central.galleries")
 
-PageLimit = Annotated[int, QueryParameter(ge=1, le=500, description="items per page (1-500)")]
 TAGS = ["galleries"]
 
 
