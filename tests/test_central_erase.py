@@ -195,3 +195,20 @@ def test_erase_sweeper_deletes_queued_objects_left_behind(central: Central) -> N
     with central.db() as conn:
         left = [row[0] for row in conn.execute("SELECT object_key FROM pending_deletions")]
     assert left == ["crops/2026/01/01/young.jpg"]  # too young: its own request purges it
+
+
+def test_erase_deletes_snapshots_of_galleries_the_person_had_left(central: Central, samples: Samples) -> None:
+    with central.db() as conn:
+        conn.execute("INSERT INTO galleries (id, name, model_id) VALUES ('old', 'Old', 'sface-2021dec')")
+    person = new_person(central, "moved-on", galleries=["old"])
+    assert enroll(central, person["id"], "o.jpg", photo(samples, "obama"))["status"] == "accepted"
+    built = central.client.post("/api/v1/galleries/old/snapshots", headers=central.admin)
+    assert built.status_code == 200, built.text
+    key = built.json()["object_key"]
+    removed = central.client.delete(f"/api/v1/galleries/old/people/{person['id']}", headers=central.admin)
+    assert removed.status_code == 200, removed.text
+    assert store(central).exists(key)  # the old version still holds the person's embedding
+    assert erase(central, person["id"]).status_code == 200
+    assert not store(central).exists(key)
+    with central.db() as conn:
+        assert conn.execute("SELECT count(*) FROM snapshots WHERE gallery_id = 'old'").fetchone() == (0,)

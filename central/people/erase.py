@@ -3,9 +3,10 @@
 Erase, in one transaction: lock the person row (FOR UPDATE, so no enrollment can commit around
 it), append `deleted_people` to every gallery the person is in (before the memberships go), tombstone
 their events (`erased_at` set, `crop_key` cleared, the crop keys collected first), delete templates,
-enrollment photos and memberships, delete the stored snapshots of those galleries (they hold the
-person's embeddings; distribution builds new ones), queue every object (the photo folder, the
-crops, the snapshot files) in `pending_deletions`, clear the person's row to a tombstone and audit.
+enrollment photos and memberships, delete the stored snapshots of those galleries and of galleries
+the person left earlier (they hold the person's embeddings; distribution builds new ones), queue
+every object (the photo folder, the crops, the snapshot files) in `pending_deletions`, clear the
+person's row to a tombstone and audit.
 After the commit the queued objects are deleted (see cleanup.py); if any remain the request fails
 with 503 `erase_incomplete` naming them, and repeating the DELETE retries them.
 """
@@ -33,6 +34,9 @@ _TOMBSTONE_EVENTS = (
     "UPDATE events SET erased_at = now(), crop_key = NULL WHERE person_id = %s AND erased_at IS NULL"
 )
 _SNAPSHOTS = "DELETE FROM snapshots WHERE gallery_id = ANY(%s) RETURNING object_key"
+# Galleries the person left before (their removal wrote deleted_people): older stored snapshots of
+# those still hold the person's embeddings. A scan of the change log; erasure is rare.
+_LEFT_GALLERIES = "SELECT DISTINCT gallery_id FROM gallery_changes WHERE change->'deleted_people' ? %s"
 _TOMBSTONE = """
 UPDATE people SET external_id = NULL, display_name = '', metadata = '{}', deleted_at = now() WHERE id = %s
 """
@@ -70,13 +74,15 @@ async def erase_person(runtime: Runtime, principal: Principal, person_id: UUID) 
 
 
 async def _erase_rows(conn: AsyncConnection[Any], principal: Principal, person_id: UUID) -> EraseReport:
+    left = [r[0] for r in await (await conn.execute(_LEFT_GALLERIES, (str(person_id),))).fetchall()]
     versions = await record_person_change(conn, person_id, deleted_person=True)
     crops = [r[0] for r in await (await conn.execute(_CROPS, (person_id,))).fetchall()]
     events = (await conn.execute(_TOMBSTONE_EVENTS, (person_id,))).rowcount
     templates = (await conn.execute("DELETE FROM templates WHERE person_id = %s", (person_id,))).rowcount
     photos = (await conn.execute("DELETE FROM enrollment_photos WHERE person_id = %s", (person_id,))).rowcount
     await conn.execute("DELETE FROM gallery_people WHERE person_id = %s", (person_id,))
-    snapshots = [r[0] for r in await (await conn.execute(_SNAPSHOTS, (sorted(versions),))).fetchall()]
+    galleries = sorted({*versions, *left})
+    snapshots = [r[0] for r in await (await conn.execute(_SNAPSHOTS, (galleries,))).fetchall()]
     await conn.execute(_TOMBSTONE, (person_id,))
     await queue_deletions(conn, person_id, [*crops, *snapshots], [person_photos_prefix(person_id)])
     counts = {"templates": templates, "photos": photos, "events": events, "snapshots": len(snapshots)}
