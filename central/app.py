@@ -23,6 +23,7 @@ from central.http.errors import EXCEPTION_HANDLERS
 from central.http.guards import authenticated, provide_principal
 from central.http.metrics import Metrics
 from central.http.middleware import RequestContextMiddleware
+from central.live.socket import events_socket
 from central.models import routes as models_routes
 from central.people import routes as people_routes
 from central.runtime import Runtime
@@ -70,7 +71,7 @@ def create_app(settings: CentralSettings) -> Litestar:
         security=[{"bearer": []}],
     )
     return Litestar(
-        route_handlers=[api, ops.health, ops.ready, ops.metrics, ops.signed_file],
+        route_handlers=[api, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
         lifespan=[lifespan],
         dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

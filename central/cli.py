@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from central.broker import commands as broker_commands
 from common.errors import ConfigError
 
 DATABASE_URL_ENV = "FACEGATE_DATABASE_URL"
@@ -52,6 +53,7 @@ def register(sub: Any) -> None:
         "--timeout", type=float, default=3600.0, help="give up after this many seconds (default: 3600)"
     )
     enroll.set_defaults(handler=run_enroll)
+    broker_commands.register(csub)
 
 
 def _dsn(args: argparse.Namespace) -> str:

@@ -30,6 +30,10 @@ from common.pipeline.runtime import RuntimeSettings
 
 if TYPE_CHECKING:
     from central.enrollment.workers import JobWorkers
+    from central.fleet.state import FleetState
+    from central.ingest.consumer import Ingest
+    from central.live.hub import LiveHub
+    from central.mqtt.client import CentralMqtt
 
 log = logging.getLogger("central.runtime")
 
@@ -64,6 +68,12 @@ class Runtime:
         self.tasks: list[asyncio.Task[Any]] = []
         self.jobs: JobWorkers | None = None
         """Bulk enrollment job queue and workers (central/enrollment/workers.py), set by start()."""
+        self.live: LiveHub | None = None
+        """This replica's WebSocket clients for /ws/events (central/live/), set by start()."""
+        self.mqtt: CentralMqtt | None = None
+        """The MQTT client (central/mqtt/), set by start() when FACEGATE_MQTT_URL is set."""
+        self.ingest: Ingest | None = None
+        self.fleet_state: FleetState | None = None
 
     @classmethod
     async def start(cls, settings: CentralSettings, metrics: Metrics) -> Runtime:
@@ -95,9 +105,54 @@ class Runtime:
         runtime.jobs = JobWorkers.for_runtime(runtime)
         runtime.tasks.extend(runtime.jobs.start())
         runtime.tasks.append(asyncio.create_task(sweep_forever(runtime), name="pending-deletions"))
+        if settings.mqtt_url:
+            await runtime.start_mqtt()
+        from central.live.fanout import start_live
+        from central.monitoring.refresher import refresh_forever
+
+        runtime.tasks.extend(start_live(runtime))
+        runtime.tasks.append(asyncio.create_task(refresh_forever(runtime), name="fleet-gauges"))
+        runtime.start_distribution()
         return runtime
 
+    def start_distribution(self) -> None:
+        """Gallery distribution (central/distribution/) when central has an MQTT client (`mqtt`)."""
+        if self.mqtt is not None:
+            from central.distribution.service import start_distribution
+
+            self.tasks.extend(start_distribution(self, self.mqtt))
+
+    async def start_mqtt(self) -> None:
+        """The MQTT client, event ingest and fleet state (docs/central-ingest.md); connects in the
+        background (a broker that is down is retried)."""
+        from central.fleet.state import FleetState
+        from central.ingest.consumer import Ingest, ingest_settings
+        from central.live.fanout import publish_events
+        from central.mqtt.client import CentralMqtt
+        from central.mqtt.options import MqttOptions
+
+        async def fan_out(events: list[dict[str, Any]]) -> None:
+            await publish_events(self, events)
+
+        self.mqtt = CentralMqtt(MqttOptions.from_settings(self.settings))
+        self.ingest = Ingest(
+            self.mqtt, self.pool, self.store, self.metrics, ingest_settings(self.settings), on_commit=fan_out
+        )
+        self.fleet_state = FleetState(self.mqtt, self.pool, self.metrics)
+        self.ingest.start()
+        self.fleet_state.start()
+        await self.mqtt.start()
+
+    async def stop_mqtt(self) -> None:
+        """Stop consuming first (nothing more is acknowledged), then disconnect."""
+        for consumer in (self.ingest, self.fleet_state):
+            if consumer is not None:
+                await consumer.stop()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
+
     async def close(self) -> None:
+        await self.stop_mqtt()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from central.storage import FileSettings, S3Settings
 from common.errors import ConfigError
@@ -44,6 +45,39 @@ class CentralSettings:
     detector: str = "yunet-2023mar"
     recognizer: str = "sface-2021dec"
     key_cache_s: float = 30.0
+    # MQTT client and ingest (docs/central-ingest.md); used only when mqtt_url is set
+    mqtt_client_id: str = ""  # "": facegate-central-<hostname>; each replica needs its own
+    mqtt_username: str | None = None  # None: the URL's user info, if any
+    mqtt_password: str | None = None
+    mqtt_ca_file: str | None = None  # mqtts:// only; None: the system's CA certificates
+    mqtt_cert_file: str | None = None  # client certificate (mqtts:// only)
+    mqtt_key_file: str | None = None
+    mqtt_shared_group: str = "central"  # "": plain subscriptions (one consumer)
+    mqtt_session_expiry_s: int = 7 * 24 * 3600
+    mqtt_keepalive_s: int = 30
+    mqtt_receive_maximum: int = 1000  # unacknowledged QoS 1 messages the broker may send (>= batch)
+    mqtt_publish_timeout_s: float = 10.0
+    mqtt_backoff_min_s: float = 0.5
+    mqtt_backoff_max_s: float = 30.0
+    ingest_batch_size: int = 500
+    ingest_flush_s: float = 0.2
+    ingest_max_crop_bytes: int = 256 * 1024
+    ingest_edge_cache_s: float = 5.0
+    ingest_retry_max_s: float = 30.0
+    # gallery distribution (docs/central-distribution.md); runs only when central has an MQTT client
+    distribution_poll_s: float = 5.0  # poll for unpublished versions besides LISTEN/NOTIFY
+    distribution_batch: int = 100  # versions published per gallery per pass
+    snapshot_every_changes: int = 50  # a new snapshot after this many versions since the last one
+    snapshot_every_s: float = 3600.0  # ... or when the last one is this old and versions followed it
+    resync_check_s: float = 15.0  # how often edges' reported gallery versions are checked
+    resync_grace_s: float = 60.0  # behind for longer than this: a resync command
+    resync_min_interval_s: float = 300.0  # at most one round of resync commands per edge per interval
+    # Fleet gauges and live events (docs/central-monitoring.md)
+    fleet_refresh_s: float = 15.0  # how often each replica reads the edges table for the fleet gauges
+    edge_offline_after_s: float = 90.0  # an edge not seen for this long counts offline (3 heartbeats)
+    ws_queue_size: int = 1000  # events waiting per WebSocket client; more and it is dropped (1013)
+    ws_ping_s: float = 20.0  # a {"type": "ping"} frame after this long without an event
+    live_channel: str = "facegate:events"  # Redis pub/sub channel (distinct per deployment on one Redis)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -88,7 +122,71 @@ class CentralSettings:
             detector=reader.text("FACEGATE_DETECTOR") or defaults.detector,
             recognizer=reader.text("FACEGATE_RECOGNIZER") or defaults.recognizer,
             key_cache_s=reader.number("FACEGATE_KEY_CACHE_S", defaults.key_cache_s),
+            **_mqtt_settings(reader, defaults),
+            **_distribution_settings(reader, defaults),
+            **_monitoring_settings(reader, defaults),
         )
+
+
+def _mqtt_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    """The FACEGATE_MQTT_* and FACEGATE_INGEST_* fields (docs/central-ingest.md)."""
+    group = reader.env.get("FACEGATE_MQTT_SHARED_GROUP")  # set but empty: no shared subscription
+    return {
+        "mqtt_client_id": reader.text("FACEGATE_MQTT_CLIENT_ID"),
+        "mqtt_username": reader.text("FACEGATE_MQTT_USERNAME") or None,
+        "mqtt_password": reader.text("FACEGATE_MQTT_PASSWORD") or None,
+        "mqtt_ca_file": reader.text("FACEGATE_MQTT_CA_FILE") or None,
+        "mqtt_cert_file": reader.text("FACEGATE_MQTT_CERT_FILE") or None,
+        "mqtt_key_file": reader.text("FACEGATE_MQTT_KEY_FILE") or None,
+        "mqtt_shared_group": defaults.mqtt_shared_group if group is None else group.strip(),
+        "mqtt_session_expiry_s": reader.integer(
+            "FACEGATE_MQTT_SESSION_EXPIRY_S", defaults.mqtt_session_expiry_s, 0
+        ),
+        "mqtt_keepalive_s": reader.integer("FACEGATE_MQTT_KEEPALIVE_S", defaults.mqtt_keepalive_s, 5),
+        "mqtt_receive_maximum": reader.integer(
+            "FACEGATE_MQTT_RECEIVE_MAXIMUM", defaults.mqtt_receive_maximum, 1
+        ),
+        "mqtt_publish_timeout_s": reader.number(
+            "FACEGATE_MQTT_PUBLISH_TIMEOUT_S", defaults.mqtt_publish_timeout_s
+        ),
+        "mqtt_backoff_min_s": reader.number("FACEGATE_MQTT_BACKOFF_MIN_S", defaults.mqtt_backoff_min_s),
+        "mqtt_backoff_max_s": reader.number("FACEGATE_MQTT_BACKOFF_MAX_S", defaults.mqtt_backoff_max_s),
+        "ingest_batch_size": reader.integer("FACEGATE_INGEST_BATCH_SIZE", defaults.ingest_batch_size, 1),
+        "ingest_flush_s": reader.number("FACEGATE_INGEST_FLUSH_S", defaults.ingest_flush_s),
+        "ingest_max_crop_bytes": reader.integer(
+            "FACEGATE_INGEST_MAX_CROP_BYTES", defaults.ingest_max_crop_bytes, 0
+        ),
+        "ingest_edge_cache_s": reader.number("FACEGATE_INGEST_EDGE_CACHE_S", defaults.ingest_edge_cache_s),
+        "ingest_retry_max_s": reader.number("FACEGATE_INGEST_RETRY_MAX_S", defaults.ingest_retry_max_s),
+    }
+
+
+def _monitoring_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    """The fleet-gauge and live-event fields (docs/central-monitoring.md)."""
+    return {
+        "fleet_refresh_s": reader.number("FACEGATE_FLEET_REFRESH_S", defaults.fleet_refresh_s),
+        "edge_offline_after_s": reader.number("FACEGATE_EDGE_OFFLINE_AFTER_S", defaults.edge_offline_after_s),
+        "ws_queue_size": reader.integer("FACEGATE_WS_QUEUE_SIZE", defaults.ws_queue_size, 1),
+        "ws_ping_s": reader.number("FACEGATE_WS_PING_S", defaults.ws_ping_s),
+        "live_channel": reader.text("FACEGATE_LIVE_CHANNEL") or defaults.live_channel,
+    }
+
+
+def _distribution_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    """The gallery distribution fields (docs/central-distribution.md)."""
+    return {
+        "distribution_poll_s": reader.number("FACEGATE_DISTRIBUTION_POLL_S", defaults.distribution_poll_s),
+        "distribution_batch": reader.integer("FACEGATE_DISTRIBUTION_BATCH", defaults.distribution_batch, 1),
+        "snapshot_every_changes": reader.integer(
+            "FACEGATE_SNAPSHOT_EVERY_CHANGES", defaults.snapshot_every_changes, 1
+        ),
+        "snapshot_every_s": reader.number("FACEGATE_SNAPSHOT_EVERY_S", defaults.snapshot_every_s),
+        "resync_check_s": reader.number("FACEGATE_RESYNC_CHECK_S", defaults.resync_check_s),
+        "resync_grace_s": reader.number("FACEGATE_RESYNC_GRACE_S", defaults.resync_grace_s),
+        "resync_min_interval_s": reader.number(
+            "FACEGATE_RESYNC_MIN_INTERVAL_S", defaults.resync_min_interval_s
+        ),
+    }
 
 
 class _Env:

@@ -32,6 +32,7 @@ have_mosquitto() { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosqui
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_postgres() { pg_bin_dir >/dev/null; }
 have_ffmpeg() { command -v ffmpeg >/dev/null 2>&1; }
+have_promtool() { command -v promtool >/dev/null 2>&1; }
 
 docker_mode() {
     case "${FACEGATE_TEST_DOCKER:-auto}" in
@@ -41,12 +42,22 @@ docker_mode() {
     command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1
 }
 
+# The prometheus package is installed for promtool only: where systemd started its server, stop and
+# disable it again (without systemd, nothing was started).
+stop_prometheus_server() {
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        "$@" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        say "prometheus: installed for promtool; its server is disabled"
+    fi
+}
+
 install_missing() {
     local packages=()
     have_mosquitto || packages+=(mosquitto)
     have_redis || packages+=(redis-server)
     have_postgres || packages+=(postgresql)
     have_ffmpeg || packages+=(ffmpeg)
+    have_promtool || packages+=(prometheus)  # for promtool (tests/test_alert_rules.py)
     if [ "${#packages[@]}" -eq 0 ]; then
         return 0
     fi
@@ -65,6 +76,9 @@ install_missing() {
     say "installing ${packages[*]} with apt-get"
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
     "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
+    case " ${packages[*]} " in
+        *" prometheus "*) stop_prometheus_server "${sudo[@]}" ;;
+    esac
 }
 
 reuse_allowed() { [ "${FACEGATE_TEST_REUSE_LOCAL:-1}" != "0" ]; }

@@ -8,7 +8,12 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from central.live.metrics import LiveMetrics
+from central.monitoring.collector import FleetCollector
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+INGEST_LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0)
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500)
 
 
 class Metrics:
@@ -51,6 +56,35 @@ class Metrics:
             "Face-data objects (photos, crops, snapshots) that could not be deleted; they stay queued",
             registry=self.registry,
         )
+        self.events_ingested = Counter(
+            "facegate_events_ingested",
+            "Events committed by ingest (new ones, not duplicates), by site",
+            ["site"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "facegate_dead_letters",
+            "MQTT messages refused by ingest and stored in dead_letters, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.ingest_lag = Histogram(
+            "facegate_ingest_lag_seconds",
+            "Commit time minus event time of each event ingested",
+            buckets=INGEST_LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.ingest_batch_size = Histogram(
+            "facegate_ingest_batch_size",
+            "Events per committed ingest batch",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=self.registry,
+        )
+
+        self.fleet = FleetCollector()
+        """Fleet and per-edge gauges, refreshed by central/monitoring/refresher.py."""
+        self.registry.register(self.fleet)
+        self.live = LiveMetrics(self.registry)
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""

@@ -37,7 +37,7 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     if runtime.redis is not None:
         checks["redis"] = _redis(runtime)
     if runtime.settings.mqtt_url:
-        checks["broker"] = _broker(runtime.settings.mqtt_url)
+        checks["broker"] = _mqtt(runtime) if runtime.mqtt is not None else _broker(runtime.settings.mqtt_url)
     results = await asyncio.gather(*(_timed(name, check) for name, check in checks.items()))
     body = {name: status for name, status in results}
     ok = all(status == "ok" for status in body.values())
@@ -96,6 +96,13 @@ async def _storage(runtime: Runtime) -> None:
 async def _redis(runtime: Runtime) -> None:
     assert runtime.redis is not None
     await runtime.redis.ping()
+
+
+async def _mqtt(runtime: Runtime) -> None:
+    """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
+    assert runtime.mqtt is not None
+    if not runtime.mqtt.connected:
+        raise ConnectionError(str(runtime.mqtt.fatal_error or "not connected to the MQTT broker"))
 
 
 async def _broker(url: str) -> None:

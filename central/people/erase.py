@@ -20,6 +20,7 @@ from psycopg import AsyncConnection
 
 from central import audit
 from central.auth.scopes import Principal
+from central.distribution.commands import queue_erase
 from central.errors import NotFound, Unavailable
 from central.galleries.changes import record_person_change
 from central.people.cleanup import purge_pending, queue_deletions
@@ -82,6 +83,7 @@ async def _erase_rows(conn: AsyncConnection[Any], principal: Principal, person_i
     photos = (await conn.execute("DELETE FROM enrollment_photos WHERE person_id = %s", (person_id,))).rowcount
     await conn.execute("DELETE FROM gallery_people WHERE person_id = %s", (person_id,))
     galleries = sorted({*versions, *left})
+    await queue_erase(conn, person_id, galleries)  # erase commands to their sites' edges (distribution)
     snapshots = [r[0] for r in await (await conn.execute(_SNAPSHOTS, (galleries,))).fetchall()]
     await conn.execute(_TOMBSTONE, (person_id,))
     await queue_deletions(conn, person_id, [*crops, *snapshots], [person_photos_prefix(person_id)])

@@ -6,6 +6,7 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
+    from central.bench_ingest import register as register_ingest
     from edge.bench_match import register as register_match
     from edge.bench_outbox import register as register_outbox
     from edge.bench_pipeline import register as register_pipeline
@@ -15,3 +16,4 @@ def register(sub: Any) -> None:
     register_pipeline(bsub)
     register_match(bsub)
     register_outbox(bsub)
+    register_ingest(bsub)

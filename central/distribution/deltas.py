@@ -1,0 +1,123 @@
+"""Building the MQTT messages of a gallery: the delta of each version and the manifest.
+
+A delta (common.messages.GalleryChange) of version v carries the change row's `deleted_templates` and
+`deleted_people` as they are, and its `upserts` as full templates (person id, template id, model id,
+embedding) read from `templates` at publish time. An upserted template whose row is gone is left out:
+its deletion (template deletion, erasure) or its person's removal from the gallery was committed as a
+later version of the same gallery, so edges applying the deltas in order reach exactly that version's
+set; the versions in between only lack a template that is going away. Face data is thus never read
+from anywhere but live `templates` rows: an erased person's embeddings are never sent again.
+A change of scope (`sites`) publishes an empty delta, so versions stay gap-free on the edges.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from common.messages import GalleryChange, GalleryManifest, Template
+
+log = logging.getLogger("central.distribution")
+
+_CHANGES = """
+SELECT version, change, created_at FROM gallery_changes
+ WHERE gallery_id = %s AND version > %s AND version <= %s ORDER BY version LIMIT %s
+"""
+_TEMPLATES = """
+SELECT id::text, person_id::text, embedding FROM templates WHERE id = ANY(%s::uuid[]) AND model_id = %s
+"""
+_NEWEST_SNAPSHOT = """
+SELECT version, object_key, sha256::text, template_count, created_at FROM snapshots
+ WHERE gallery_id = %s AND version <= %s ORDER BY version DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryState:
+    """A gallery row as the distributor reads it."""
+
+    id: str
+    model_id: str
+    current_version: int
+    published_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSnapshot:
+    version: int
+    object_key: str
+    sha256: str
+    template_count: int
+    created_at: datetime
+
+
+async def gallery_state(conn: AsyncConnection[Any], gallery_id: str) -> GalleryState | None:
+    row = await (
+        await conn.execute(
+            "SELECT id::text, model_id, current_version, published_version FROM galleries WHERE id = %s",
+            (gallery_id,),
+        )
+    ).fetchone()
+    return GalleryState(*row) if row else None
+
+
+async def build_deltas(
+    conn: AsyncConnection[Any], gallery: GalleryState, after: int, upto: int, limit: int
+) -> list[GalleryChange]:
+    """The deltas of versions after+1 .. upto (at most `limit` of them), in order."""
+    rows = await (await conn.execute(_CHANGES, (gallery.id, after, upto, limit))).fetchall()
+    wanted = sorted({t for _, body, _ in rows for t in body.get("upserts", ())})
+    found: dict[str, tuple[str, bytes]] = {}
+    if wanted:
+        cur = await conn.execute(_TEMPLATES, (wanted, gallery.model_id))
+        found = {tid: (pid, bytes(emb)) for tid, pid, emb in await cur.fetchall()}
+    deltas: list[GalleryChange] = []
+    for version, body, created_at in rows:
+        upserts = [
+            Template(person_id=found[t][0], template_id=t, model=gallery.model_id, embedding=found[t][1])
+            for t in body.get("upserts", ())
+            if t in found
+        ]
+        omitted = len(body.get("upserts", ())) - len(upserts)
+        if omitted:
+            log.info(
+                "delta_upserts_omitted",
+                extra={"gallery": gallery.id, "version": version, "templates": omitted},
+            )
+        deltas.append(
+            GalleryChange(
+                ts=created_at,
+                gallery=gallery.id,
+                version=version,
+                model=gallery.model_id,
+                upserts=upserts,
+                deleted_templates=list(body.get("deleted_templates", ())),
+                deleted_people=list(body.get("deleted_people", ())),
+            )
+        )
+    return deltas
+
+
+async def newest_snapshot(conn: AsyncConnection[Any], gallery_id: str, upto: int) -> StoredSnapshot | None:
+    """The stored snapshot of the highest version <= `upto`, if any."""
+    row = await (await conn.execute(_NEWEST_SNAPSHOT, (gallery_id, upto))).fetchone()
+    return StoredSnapshot(*row) if row else None
+
+
+def manifest(gallery: GalleryState, version: int, snapshot: StoredSnapshot | None) -> GalleryManifest:
+    """The retained manifest of `version`, naming `snapshot` (empty snapshot fields when there is none)."""
+    if snapshot is None:
+        return GalleryManifest(gallery=gallery.id, version=version, model=gallery.model_id)
+    return GalleryManifest(
+        gallery=gallery.id,
+        version=version,
+        model=gallery.model_id,
+        snapshot_key=snapshot.object_key,
+        snapshot_sha256=snapshot.sha256,
+        snapshot_version=snapshot.version,
+        template_count=snapshot.template_count,
+    )

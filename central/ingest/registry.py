@@ -1,0 +1,35 @@
+"""Which (site, edge) pairs are registered: a short-lived cache of the `edges` table for ingest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from psycopg import AsyncConnection
+
+MIN_REFRESH_S = 1.0
+"""A miss reloads the registry at most this often (a newly registered edge is known within ~1 s)."""
+
+
+class EdgeRegistry:
+    """`known(conn, site, edge)`: cached for `ttl_s`; a miss reloads sooner (at most every second), so a new
+    edge is accepted quickly and a storm of forged messages costs at most one query a second."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._edges: frozenset[tuple[str, str]] = frozenset()
+        self._loaded_at: float | None = None
+
+    async def known(self, conn: AsyncConnection[Any], site: str, edge: str) -> bool:
+        now = self._clock()
+        age = None if self._loaded_at is None else now - self._loaded_at
+        if age is None or age > self.ttl_s or ((site, edge) not in self._edges and age > MIN_REFRESH_S):
+            await self.reload(conn)
+        return (site, edge) in self._edges
+
+    async def reload(self, conn: AsyncConnection[Any]) -> None:
+        cur = await conn.execute("SELECT site_id, id FROM edges")
+        self._edges = frozenset((str(site), str(edge)) for site, edge in await cur.fetchall())
+        self._loaded_at = self._clock()

@@ -1,0 +1,167 @@
+"""Central's MQTT client against private Mosquitto instances: acknowledged publishes, manual acks on a
+persistent session, shared subscriptions, refused logins."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
+from central.mqtt.options import MqttOptions
+from tests.services import MosquittoFactory, MqttBroker, MqttTestClient
+from tests.services.ports import free_port
+
+TOPIC = "facegate/v1/s1/e1/events"
+
+
+@pytest.fixture
+def broker(mosquitto_factory: MosquittoFactory) -> MqttBroker:
+    return mosquitto_factory(persistence=False).endpoint
+
+
+def options(broker: MqttBroker, **fields: object) -> MqttOptions:
+    base: dict[str, object] = {
+        "host": broker.host,
+        "port": broker.port,
+        "client_id": f"c-{uuid.uuid4().hex[:8]}",
+    }
+    return MqttOptions(**{**base, **fields})  # type: ignore[arg-type]
+
+
+async def started(opts: MqttOptions, *subscriptions: tuple[str, list[Incoming], bool]) -> CentralMqtt:
+    client = CentralMqtt(opts)
+    for topic_filter, sink, manual in subscriptions:
+        client.subscribe(topic_filter, sink.append, shared=True, manual_ack=manual)
+    await client.start()
+    assert await client.wait_connected(5)
+    await asyncio.sleep(0.2)  # SUBACK
+    return client
+
+
+async def until(condition: object, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if callable(condition) and condition():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+def test_mqtt_publish_returns_after_puback_and_is_delivered(broker: MqttBroker) -> None:
+    async def scenario() -> None:
+        client = await started(options(broker))
+        with MqttTestClient(broker) as listener:
+            listener.subscribe("facegate/v1/s1/e1/receipts")
+            await client.publish("facegate/v1/s1/e1/receipts", b"hello")
+            assert listener.next_message(5).payload == b"hello"
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_publish_while_disconnected_raises_unavailable(mosquitto_factory: MosquittoFactory) -> None:
+    instance = mosquitto_factory(persistence=False, start=False)
+
+    async def scenario() -> None:
+        client = CentralMqtt(options(instance.endpoint))
+        await client.start()
+        with pytest.raises(MqttUnavailable):
+            await client.publish("facegate/v1/s1/e1/receipts", b"x")
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_unacked_message_redelivered_on_next_session(broker: MqttBroker) -> None:
+    opts = options(broker)
+
+    async def scenario() -> None:
+        first: list[Incoming] = []
+        client = await started(opts, (TOPIC, first, True))
+        with MqttTestClient(broker) as edge:
+            edge.publish(TOPIC, b"kept")
+            await until(lambda: len(first) == 1)
+            await client.stop()  # never acknowledged
+            edge.publish(TOPIC, b"while away")
+        second: list[Incoming] = []
+        client = await started(opts, (TOPIC, second, True))
+        await until(lambda: len(second) == 2)
+        assert sorted(m.payload for m in second) == [b"kept", b"while away"]
+        for message in second:
+            assert client.ack(message)
+        await client.stop()
+        third: list[Incoming] = []
+        client = await started(opts, (TOPIC, third, True))
+        await asyncio.sleep(0.5)
+        assert third == []  # acknowledged: gone from the session
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_shared_subscription_splits_messages_between_replicas(broker: MqttBroker) -> None:
+    async def scenario() -> None:
+        a: list[Incoming] = []
+        b: list[Incoming] = []
+        one = await started(options(broker), (TOPIC, a, False))
+        two = await started(options(broker), (TOPIC, b, False))
+        with MqttTestClient(broker) as edge:
+            for i in range(20):
+                edge.publish(TOPIC, str(i).encode())
+        await until(lambda: len(a) + len(b) == 20)
+        await asyncio.sleep(0.2)
+        assert len(a) + len(b) == 20 and a and b
+        await one.stop()
+        await two.stop()
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[MqttBroker]:
+    """A broker of this test's own that needs a password (user `central`, password `right`)."""
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "central", "right"], check=True)
+    port = free_port()
+    conf = tmp_path / "secured.conf"
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous false", f"password_file {passwords}"]
+    conf.write_text("\n".join([*lines, *(["user root"] if os.geteuid() == 0 else [])]) + "\n")
+    process = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the secured broker did not start"
+                time.sleep(0.05)
+        yield MqttBroker(host="127.0.0.1", port=port)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_mqtt_refused_login_stops_with_clear_error(secured: MqttBroker) -> None:
+    async def scenario() -> None:
+        client = CentralMqtt(options(secured, username="central", password="wrong"))
+        await client.start()
+        assert not await client.wait_connected(3)
+        assert client.fatal_error is not None and "refused the login" in str(client.fatal_error)
+        connects = client.connects
+        await asyncio.sleep(1.0)
+        assert client.connects == connects == 0  # no more attempts
+        await client.stop()
+        good = CentralMqtt(options(secured, username="central", password="right"))
+        await good.start()
+        assert await good.wait_connected(5)
+        await good.stop()
+
+    asyncio.run(scenario())
