@@ -6,7 +6,8 @@ are published while it is away), so publishing never competes with draining. Mea
 - `bare`: a paho subscriber draining the backlog and only counting (auto acknowledgement);
 - `copy`: COPY of the same rows into a scratch database (no broker);
 - `ingest`: central's consumer (decode, validate, batch insert, manual acks, receipts);
-- `ingest x2`: two consumer processes on the shared subscription, each with its own session.
+- `ingest x2`: two consumer processes on the shared subscription, each with its own session;
+- `outage drain` (central/bench_outage.py): simulated edges' outboxes drained end to end, with receipts.
 
 A private Mosquitto is started (in-memory, unlimited queues) unless --broker is given; the scratch database
 is created on the server of --database-url and dropped afterwards.
@@ -30,14 +31,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.ingest.validate import to_row
-from common.messages import Event, decode, encode
+from central.bench_outage import edge_worker, outage_drain
+from central.ingest.validate import IngestEvent
+from common.messages import Event, encode
 
 SITE = "bench"
 EDGES = 4
@@ -54,7 +57,17 @@ def register(sub: Any) -> None:
     parser.add_argument("--events", type=int, default=20_000, help="backlog size (default 20000)")
     parser.add_argument("--batch", type=int, default=500, help="ingest batch size (default 500)")
     parser.add_argument("--broker", default="", help="host:port of a broker (default: start a private one)")
+    parser.add_argument(
+        "--outage-events",
+        type=int,
+        default=10_000,
+        help="events in each simulated edge's outbox for the end-to-end drain (default 10000; 0: skip)",
+    )
+    parser.add_argument("--outage-edges", type=int, default=2, help="simulated edges (default 2)")
     parser.add_argument("--worker", nargs=3, metavar=("BROKER", "CLIENT_ID", "GROUP"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--edge-worker", nargs=3, metavar=("BROKER", "EDGE", "OUTBOX"), help=argparse.SUPPRESS
+    )
     parser.set_defaults(handler=run)
 
 
@@ -62,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         broker, client_id, group = args.worker
         return asyncio.run(_worker(args.database_url, broker, client_id, group, args.batch))
-    with _broker(args.broker) as broker, _scratch_database(args.database_url) as dsn:
+    if args.edge_worker:
+        return edge_worker(*args.edge_worker)
+    with private_broker(args.broker) as broker, scratch_database(args.database_url) as dsn:
         payloads = [encode(_event(i)) for i in range(args.events)]
         rates = {
             "bare subscriber": _bare(broker, payloads),
@@ -70,12 +85,21 @@ def run(args: argparse.Namespace) -> int:
             "ingest": _ingest_processes(broker, dsn, payloads, args.batch, 1),
             "ingest, 2 consumers": _ingest_processes(broker, dsn, payloads, args.batch, 2),
         }
+        if args.outage_events > 0:
+            consumer = [*_command(dsn, args.batch)]
+            name = f"outage drain, {args.outage_edges} edges"
+            rates[name] = outage_drain(
+                broker, dsn, args.batch, args.outage_edges, args.outage_events, consumer
+            )
     bare = rates["bare subscriber"]
     out = sys.stdout.write
-    out(f"backlog: {args.events} events, batch {args.batch}, broker {broker}\n")
-    out(f"{'path':<22} {'events/s':>10} {'vs bare':>8}\n")
+    out(f"backlog: {args.events} events, batch {args.batch}, broker {broker}")
+    if args.outage_events > 0:
+        out(f"; outage drain: {args.outage_edges} edges x {args.outage_events} events in their outboxes")
+    out("\n")
+    out(f"{'path':<30} {'events/s':>10} {'vs bare':>8}\n")
     for name, rate in rates.items():
-        out(f"{name:<22} {rate:>10.0f} {rate / bare:>8.2f}\n")
+        out(f"{name:<30} {rate:>10.0f} {rate / bare:>8.2f}\n")
     return 0
 
 
@@ -97,7 +121,7 @@ def _event(i: int) -> Event:
 
 
 @contextmanager
-def _broker(given: str) -> Iterator[str]:
+def private_broker(given: str) -> Iterator[str]:
     if given:
         yield given
         return
@@ -138,7 +162,7 @@ def _wait_port(port: int) -> None:
 
 
 @contextmanager
-def _scratch_database(url: str) -> Iterator[str]:
+def scratch_database(url: str) -> Iterator[str]:
     from central.db import migrate
 
     name = f"facegate_bench_{uuid.uuid4().hex[:8]}"
@@ -224,9 +248,17 @@ def _bare(broker: str, payloads: list[bytes]) -> float:
 
 
 def _copy(dsn: str, payloads: list[bytes]) -> float:
-    from central.events.repository import copy_events
+    from central.events.repository import EventRow, copy_events
 
-    rows = [to_row(decode(p, Event)) for p in payloads]
+    events = [msgspec.json.decode(p, type=IngestEvent) for p in payloads]
+    rows = [
+        EventRow(
+            id=e.id, ts=e.ts, site_id=e.site, edge_id=e.edge, camera=e.camera, track_id=e.track_id,
+            kind=e.kind, person_id=e.person_id, score=e.score, threshold=e.threshold, quality=e.quality,
+            bbox=e.bbox, model_id=e.model, seq=e.seq,
+        )
+        for e in events
+    ]  # fmt: skip
 
     async def copy() -> float:
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
@@ -247,17 +279,7 @@ def _ingest_processes(broker: str, dsn: str, payloads: list[bytes], batch: int, 
     for client_id in ids:
         _make_session(broker, client_id, f"$share/{group}/{FILTER}")
     _publish(broker, payloads)
-    command = [
-        sys.executable,
-        "-m",
-        "common",
-        "bench",
-        "ingest",
-        "--database-url",
-        dsn,
-        "--batch",
-        str(batch),
-    ]
+    command = _command(dsn, batch)
     workers = [
         subprocess.Popen(
             [*command, "--worker", broker, cid, group],
@@ -288,6 +310,11 @@ def _ingest_processes(broker: str, dsn: str, payloads: list[bytes], batch: int, 
                 worker.stdin.close()
             worker.wait(30)
     return len(payloads) / elapsed
+
+
+def _command(dsn: str, batch: int) -> list[str]:
+    """The command line of a worker process (its role follows: --worker or --edge-worker)."""
+    return [sys.executable, "-m", "common", "bench", "ingest", "--database-url", dsn, "--batch", str(batch)]
 
 
 def _count(conn: psycopg.Connection[Any]) -> int:

@@ -104,7 +104,14 @@ class GallerySync:
             local = self.galleries[manifest.gallery].version
             if manifest.version < local:
                 self._go_back.add(manifest.gallery)
-            if manifest.version != local and manifest.version - 1 not in self._ahead[manifest.gallery]:
+            ahead = self._ahead[manifest.gallery]
+            # Bridged only when the kept deltas hold every version after the local one up to the
+            # manifest's (deltas are published before their manifest): a client that subscribed
+            # mid-burst may hold later deltas without the first ones, and must fetch the snapshot.
+            bridged = manifest.version > local and all(
+                v in ahead for v in range(local + 1, manifest.version + 1)
+            )
+            if manifest.version != local and not bridged:
                 log.info(
                     "gallery_behind",
                     extra={"gallery": manifest.gallery, "local": local, "central": manifest.version},

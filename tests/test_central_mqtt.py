@@ -165,3 +165,52 @@ def test_mqtt_refused_login_stops_with_clear_error(secured: MqttBroker) -> None:
         await good.stop()
 
     asyncio.run(scenario())
+
+
+def test_mqtt_ack_all_acknowledges_every_message_of_a_batch(broker: MqttBroker) -> None:
+    opts = options(broker)
+
+    async def scenario() -> None:
+        received: list[Incoming] = []
+        client = await started(opts, (TOPIC, received, True))
+        with MqttTestClient(broker) as edge:
+            for i in range(50):
+                edge.publish(TOPIC, b"%d" % i)
+            await until(lambda: len(received) == 50)
+        assert client.ack_all(received) == 50
+        await asyncio.sleep(0.2)  # the PUBACKs are on the wire
+        await client.stop()
+        again: list[Incoming] = []
+        client = await started(opts, (TOPIC, again, True))
+        await asyncio.sleep(0.5)
+        assert again == []  # all acknowledged: nothing left in the session
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_publish_nowait_is_delivered(broker: MqttBroker) -> None:
+    async def scenario() -> None:
+        client = await started(options(broker))
+        with MqttTestClient(broker) as listener:
+            listener.subscribe("facegate/v1/s1/e1/receipts")
+            client.publish_nowait("facegate/v1/s1/e1/receipts", b"receipt")
+            assert listener.next_message(5).payload == b"receipt"
+        await client.stop()
+
+    asyncio.run(scenario())
+
+
+def test_mqtt_publish_nowait_while_disconnected_raises_unavailable(
+    mosquitto_factory: MosquittoFactory,
+) -> None:
+    instance = mosquitto_factory(persistence=False, start=False)
+
+    async def scenario() -> None:
+        client = CentralMqtt(options(instance.endpoint))
+        await client.start()
+        with pytest.raises(MqttUnavailable):
+            client.publish_nowait("facegate/v1/s1/e1/receipts", b"x")
+        await client.stop()
+
+    asyncio.run(scenario())

@@ -171,6 +171,19 @@ def test_sync_deltas_applied_in_order_then_gap_triggers_snapshot(
     sync.stop()
 
 
+def test_sync_joined_mid_burst_fetches_the_snapshot(gallery: Gallery, server: SnapshotServer) -> None:
+    alice, bob, carol = vec(), vec(), vec()
+    sync = make_sync(gallery, server, [])
+    sync.on_change(change(2, "bob", bob))  # subscribed after delta 1 went out; no manifest known yet
+    sync.on_change(change(3, "carol", carol))
+    data = encode_snapshot(snapshot(3, {"alice": alice, "bob": bob, "carol": carol}))
+    server.files[("staff", 3)] = data
+    sync.on_manifest(manifest(3, data))  # deltas 2 and 3 are kept, but 1 never came
+    wait_for(lambda: gallery.version == 3)
+    assert gallery.template_count == 3
+    sync.stop()
+
+
 def test_sync_bad_sha256_refused_old_gallery_keeps_serving(gallery: Gallery, server: SnapshotServer) -> None:
     problems: list[str] = []
     sync = make_sync(gallery, server, problems)

@@ -20,9 +20,10 @@ the broker's session and come again on the next connect (inserts are idempotent 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +37,7 @@ from central.events.schemas import EventRead
 from central.http.metrics import Metrics
 from central.ingest.batch import Committed, commit, store_crops
 from central.ingest.registry import EdgeRegistry
-from central.ingest.validate import Accepted, Rejected, check
+from central.ingest.validate import Accepted, Checker, Rejected, unknown
 from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
 from central.settings import CentralSettings
 from central.storage import ObjectStore, StorageError
@@ -46,7 +47,6 @@ from edge.mqtt import Backoff, truncate
 
 log = logging.getLogger("central.ingest")
 EVENTS_FILTER = "facegate/v1/+/+/events"
-MAX_RECEIPTING = 8
 RETRYABLE = (psycopg.Error, PoolTimeout, StorageError, OSError)
 
 OnCommit = Callable[[list[dict[str, Any]]], Awaitable[None]]
@@ -61,6 +61,7 @@ class IngestSettings:
     edge_cache_s: float = 5.0
     retry_min_s: float = 0.5
     retry_max_s: float = 30.0
+    parallel: int = 2  # batches stored at once (each on its own connection)
 
 
 class Ingest:
@@ -78,12 +79,14 @@ class Ingest:
         self.mqtt, self.pool, self.store, self.metrics = mqtt, pool, store, metrics
         self.settings, self.on_commit = settings, on_commit
         self.registry = EdgeRegistry(settings.edge_cache_s)
+        self._checker = Checker()
         self.batches = self.stored = self.duplicates = self.retries = 0
         self._queue: deque[Incoming] = deque()
         self._arrived = asyncio.Event()
+        self._wanted = 1  # queue length that wakes the collector
         self._backoff = Backoff(settings.retry_min_s, settings.retry_max_s)
         self._task: asyncio.Task[None] | None = None
-        self._receipting: set[asyncio.Task[None]] = set()
+        self._committing: set[asyncio.Task[None]] = set()
 
     def start(self) -> asyncio.Task[None]:
         self.mqtt.subscribe(EVENTS_FILTER, self._on_message, qos=1, shared=True, manual_ack=True)
@@ -91,50 +94,62 @@ class Ingest:
         return self._task
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await asyncio.gather(*self._receipting, return_exceptions=True)
+        """Cancel the collector and the batches being stored (their messages stay unacknowledged)."""
+        tasks = [*self._committing, *([self._task] if self._task is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _on_message(self, message: Incoming) -> None:
-        self._queue.append(message)
-        self._arrived.set()
+        queue = self._queue
+        queue.append(message)
+        if len(queue) >= self._wanted:  # wake the collector only when it can act: not per message
+            self._arrived.set()
 
     async def run(self) -> None:
+        """Collect batches; up to `parallel` of them are checked, stored and acknowledged at once, so
+        the next batch is collected (and PostgreSQL works on one) while another commits."""
+        slots = asyncio.Semaphore(max(self.settings.parallel, 1))
         while True:
+            await slots.acquire()
             batch = await self._collect()
-            try:
-                await self._process(batch)
-            except Exception:  # the top of the worker loop: unacknowledged messages come back on reconnect
-                log.exception("ingest_batch_failed", extra={"messages": len(batch)})
+            task = asyncio.create_task(self._guarded(batch, slots))
+            self._committing.add(task)
+            task.add_done_callback(self._committing.discard)
+
+    async def _guarded(self, batch: list[Incoming], slots: asyncio.Semaphore) -> None:
+        try:
+            await self._process(batch)
+        except Exception:  # the top of a batch's task: unacknowledged messages come back on reconnect
+            log.exception("ingest_batch_failed", extra={"messages": len(batch)})
+        finally:
+            slots.release()
 
     async def _collect(self) -> list[Incoming]:
-        """Up to batch_size messages: waits for the first, then at most flush_s for more."""
-        size, loop = self.settings.batch_size, asyncio.get_running_loop()
-        batch: list[Incoming] = []
-        deadline: float | None = None
-        while len(batch) < size:
-            while self._queue and len(batch) < size:
-                batch.append(self._queue.popleft())
-            if len(batch) >= size:
-                break
-            self._arrived.clear()
-            if deadline is None and batch:
-                deadline = loop.time() + self.settings.flush_s
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(self._arrived.wait(), remaining)
-            except TimeoutError:
-                break
-        return batch
+        """Up to batch_size messages: waits for the first, then at most flush_s for the batch to fill."""
+        size, queue = self.settings.batch_size, self._queue
+        if not queue:
+            await self._wait_for(1, None)
+        if len(queue) < size:
+            await self._wait_for(size, self.settings.flush_s)
+        return [queue.popleft() for _ in range(min(size, len(queue)))]
+
+    async def _wait_for(self, count: int, timeout: float | None) -> None:
+        """Until `count` messages are queued, or `timeout` passed."""
+        self._wanted = count
+        self._arrived.clear()
+        try:
+            with contextlib.suppress(TimeoutError):  # the flush time passed: take what is there
+                await asyncio.wait_for(self._arrived.wait(), timeout)
+        finally:
+            self._wanted = 1
 
     async def _process(self, batch: list[Incoming]) -> None:
         """Store the batch (retrying while a dependency fails), then ack, receipt and fan out."""
+        accepted, rejected = self._check(batch)
         while True:
             try:
-                committed, accepted = await self._store(batch)
+                committed, stored = await self._store(accepted, rejected)
                 break
             except RETRYABLE as err:
                 self.retries += 1
@@ -145,44 +160,62 @@ class Ingest:
                 )
                 await asyncio.sleep(delay)
         self._backoff.reset()
-        for message in batch:
-            self.mqtt.ack(message)
-        self._count(committed, accepted)
-        await self._send_receipts(accepted)
+        self.mqtt.ack_all(batch)
+        self._count(committed, stored)
+        self._send_receipts(stored)
         if self.on_commit is not None and committed.rows:
             await self.on_commit(_event_dicts(committed))
 
-    async def _store(self, batch: Sequence[Incoming]) -> tuple[Committed, list[Accepted]]:
+    def _check(self, batch: list[Incoming]) -> tuple[list[Accepted], list[Rejected]]:
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
+        check = self._checker.check
+        for message in batch:
+            result = check(message)
+            if isinstance(result, Accepted):
+                accepted.append(result)
+            else:
+                rejected.append(result)
+        return accepted, rejected
+
+    async def _store(
+        self, accepted: list[Accepted], rejected: list[Rejected]
+    ) -> tuple[Committed, list[Accepted]]:
+        """Check the edges are registered, store the crops, commit; returns what was committed and the
+        events committed (new or duplicate). Raises the RETRYABLE errors."""
+        accepted = list(accepted)
         async with self.pool.connection() as conn:
-
-            async def known(site: str, edge: str) -> bool:
-                return await self.registry.known(conn, site, edge)
-
-            for message in batch:
-                result = await check(message, known)
-                (accepted if isinstance(result, Accepted) else rejected).append(result)  # type: ignore[arg-type]
+            edges = {(a.event.site, a.event.edge) for a in accepted}
+            if edges:
+                strangers = unknown(accepted, await self.registry.known_of(conn, edges))
+                if strangers:  # dead letters in the order the messages came
+                    rejected = sorted([*rejected, *strangers], key=lambda r: r.message.received)
             crops = await store_crops(conn, self.store, accepted, self.settings.max_crop_bytes)
         async with self.pool.connection() as conn:
             committed = await commit(conn, accepted, crops, rejected)
-        refused = {id(d.message) for d in committed.dead}
-        return committed, [a for a in accepted if id(a.message) not in refused]
+        if len(committed.dead) > len(rejected):  # PostgreSQL refused some events one by one
+            refused = {id(d.message) for d in committed.dead}
+            accepted = [a for a in accepted if id(a.message) not in refused]
+        return committed, accepted
 
     def _count(self, committed: Committed, accepted: list[Accepted]) -> None:
-        metrics, now = self.metrics, datetime.now(UTC)
+        """Metrics once per batch: a labelled child is looked up once per site or reason."""
+        metrics = self.metrics
         self.batches += 1
         self.stored += len(committed.rows)
         self.duplicates += len(accepted) - len(committed.rows)
         metrics.ingest_batch_size.observe(len(accepted))
         per_site: dict[str, int] = {}
-        for row in committed.rows:
-            per_site[row.site_id] = per_site.get(row.site_id, 0) + 1
-            metrics.ingest_lag.observe(max(0.0, (now - row.ts).total_seconds()))
+        observe = metrics.ingest_lag.observe
+        now = datetime.now(UTC).timestamp()
+        for event in committed.rows:
+            per_site[event.site] = per_site.get(event.site, 0) + 1
+            observe(max(0.0, now - event.ts.timestamp()))
         for site, count in per_site.items():
             metrics.events_ingested.labels(site=site).inc(count)
+        per_reason: dict[str, int] = {}
         for dead in committed.dead:
-            metrics.dead_letters.labels(reason=dead.reason).inc()
+            per_reason[dead.reason] = per_reason.get(dead.reason, 0) + 1
             log.warning(
                 "ingest_dead_letter",
                 extra={
@@ -192,65 +225,55 @@ class Ingest:
                     "payload": truncate(dead.message.payload),
                 },
             )
+        for reason, count in per_reason.items():
+            metrics.dead_letters.labels(reason=reason).inc(count)
 
-    async def _send_receipts(self, accepted: list[Accepted]) -> None:
-        """Receipts go out in the background (waiting for their PUBACKs would stall the next batch);
-        at most MAX_RECEIPTING batches' receipts are in flight."""
-        while len(self._receipting) >= MAX_RECEIPTING:
-            await asyncio.wait(self._receipting, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(self._receipts(accepted))
-        self._receipting.add(task)
-        task.add_done_callback(self._receipting.discard)
-
-    async def _receipts(self, accepted: list[Accepted]) -> None:
-        """One Receipt per edge with all its committed ids (new and duplicate), each once."""
+    def _send_receipts(self, accepted: list[Accepted]) -> None:
+        """One Receipt per edge naming all its committed ids (new and duplicate), each once. Queued
+        without waiting for the broker's PUBACK: waiting would stall the next batch behind the backlog
+        the broker is sending, and a lost receipt is repaired by the edge, which resends the events
+        after its timeout (they are receipted then)."""
         per_edge: dict[tuple[str, str], dict[str, None]] = {}
         for item in accepted:
-            per_edge.setdefault((item.event.site, item.event.edge), {})[item.event.id] = None
-        results = await asyncio.gather(
-            *(
-                self.mqtt.publish(edge_topic(site, edge, "receipts"), encode(Receipt(event_ids=list(ids))))
-                for (site, edge), ids in per_edge.items()
-            ),
-            return_exceptions=True,
-        )
-        for (site, edge), result in zip(per_edge, results, strict=True):
-            if isinstance(
-                result, MqttUnavailable
-            ):  # the edge sends the events again; they are receipted then
-                log.warning("ingest_receipt_failed", extra={"site": site, "edge": edge, "error": str(result)})
-            elif isinstance(result, BaseException):
-                log.error("ingest_receipt_error", extra={"site": site, "edge": edge, "error": repr(result)})
+            per_edge.setdefault((item.event.site, item.event.edge), {})[str(item.event.id)] = None
+        for (site, edge), ids in per_edge.items():
+            try:
+                self.mqtt.publish_nowait(
+                    edge_topic(site, edge, "receipts"), encode(Receipt(event_ids=list(ids)))
+                )
+            except MqttUnavailable as err:
+                log.warning("ingest_receipt_failed", extra={"site": site, "edge": edge, "error": str(err)})
 
 
 def _event_dicts(committed: Committed) -> list[dict[str, Any]]:
     received = datetime.now(UTC)
+    crops, erased = committed.crops, committed.erased
     return [
         msgspec.to_builtins(
             EventRead(
-                id=row.id,
-                ts=row.ts,
+                id=e.id,
+                ts=e.ts,
                 received_at=received,
-                site=row.site_id,
-                edge=row.edge_id,
-                camera=row.camera,
-                seq=row.seq,
-                track_id=row.track_id,
-                kind=row.kind,
-                person_id=row.person_id,
-                score=row.score,
-                threshold=row.threshold,
-                quality=row.quality,
-                bbox=list(row.bbox),
-                model_id=row.model_id,
-                gallery_id=row.gallery_id,
-                gallery_version=row.gallery_version,
-                first_seen=row.first_seen,
-                has_crop=row.crop_key is not None,
-                erased_at=received if row.id in committed.erased else None,
+                site=e.site,
+                edge=e.edge,
+                camera=e.camera,
+                seq=e.seq,
+                track_id=e.track_id,
+                kind=e.kind,
+                person_id=e.person_id,
+                score=e.score,
+                threshold=e.threshold,
+                quality=e.quality,
+                bbox=list(e.bbox),
+                model_id=e.model,
+                gallery_id=e.gallery,
+                gallery_version=e.gallery_version,
+                first_seen=e.first_seen,
+                has_crop=e.id in crops,
+                erased_at=received if e.id in erased else None,
             )
         )
-        for row in committed.rows
+        for e in committed.rows
     ]
 
 

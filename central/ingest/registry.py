@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -28,6 +28,17 @@ class EdgeRegistry:
         if age is None or age > self.ttl_s or ((site, edge) not in self._edges and age > MIN_REFRESH_S):
             await self.reload(conn)
         return (site, edge) in self._edges
+
+    async def known_of(
+        self, conn: AsyncConnection[Any], edges: Iterable[tuple[str, str]]
+    ) -> frozenset[tuple[str, str]]:
+        """The registered edges, current enough to judge every pair of `edges` (one check per batch:
+        reloaded when stale, or when one of them is missing and the last load is over a second old)."""
+        now = self._clock()
+        age = None if self._loaded_at is None else now - self._loaded_at
+        if age is None or age > self.ttl_s or (age > MIN_REFRESH_S and not self._edges.issuperset(edges)):
+            await self.reload(conn)
+        return self._edges
 
     async def reload(self, conn: AsyncConnection[Any]) -> None:
         cur = await conn.execute("SELECT site_id, id FROM edges")
