@@ -54,6 +54,32 @@ def register(sub: Any) -> None:
     )
     enroll.set_defaults(handler=run_enroll)
     broker_commands.register(csub)
+    _register_backup(csub)
+
+
+def _register_backup(csub: Any) -> None:
+    backup = csub.add_parser(
+        "backup",
+        help="pg_dump the database and copy the object store into DIR/<UTC time>/ (settings: FACEGATE_*)",
+    )
+    backup.add_argument("--out", required=True, metavar="DIR", help="folder holding the backups")
+    backup.add_argument("--keep", type=int, default=7, help="complete backups to keep in DIR (default: 7)")
+    backup.add_argument(
+        "--offsite-bucket",
+        help="also copy the backup to this S3 bucket (default: $FACEGATE_OFFSITE_S3_BUCKET)",
+    )
+    backup.add_argument(
+        "--offsite-endpoint", help="the off-site S3 endpoint (default: $FACEGATE_OFFSITE_S3_ENDPOINT)"
+    )
+    backup.set_defaults(handler=run_backup)
+    restore = csub.add_parser(
+        "restore", help="restore a backup folder into the database and object store (settings: FACEGATE_*)"
+    )
+    restore.add_argument("folder", metavar="BACKUP", help="one backup folder, DIR/<UTC time>")
+    restore.add_argument(
+        "--force", action="store_true", help="restore even into a non-empty database or store"
+    )
+    restore.set_defaults(handler=run_restore)
 
 
 def _dsn(args: argparse.Namespace) -> str:
@@ -126,4 +152,57 @@ def run_serve(args: argparse.Namespace) -> int:
         proxy_headers=True,
         access_log=False,
     )
+    return 0
+
+
+def _backup_targets(*, writing: bool) -> tuple[str, Any]:
+    """The database URL and object store from the environment; the store's bucket/folders are created
+    only when `writing` (a backup only reads, so it runs with read-only access to the store)."""
+    from central.storage import FileStore, open_store
+
+    dsn = os.environ.get(DATABASE_URL_ENV, "")
+    if not dsn:
+        raise ConfigError(f"no database: set {DATABASE_URL_ENV}")
+    store = open_store(os.environ)
+    if writing:
+        store.ensure_buckets()
+    elif isinstance(store, FileStore) and not (store.root / "data").is_dir():
+        raise ConfigError(f"FACEGATE_STORAGE_DIR={store.root} holds no object store (no data/ folder)")
+    return dsn, store
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from central.backup.manifest import read_manifest
+    from central.backup.offsite import copy_offsite, offsite_settings
+    from central.backup.retention import apply_retention
+    from central.backup.run import create_backup
+
+    if args.keep < 1:
+        raise ConfigError(f"--keep {args.keep}: keep at least 1 backup")
+    offsite = offsite_settings(os.environ, args.offsite_bucket, args.offsite_endpoint)
+    dsn, store = _backup_targets(writing=False)
+    folder = create_backup(dsn, store, Path(args.out))
+    manifest = read_manifest(folder)
+    print(f"backup {folder}: database dump and {manifest.object_count} object(s)")
+    if offsite is not None:
+        copied = copy_offsite(offsite, folder, manifest)
+        print(f"copied {copied} file(s) to s3://{offsite.bucket}/backups/{folder.name}/")
+    for old in apply_retention(Path(args.out), args.keep):
+        print(f"deleted old backup {old}")
+    return 0
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from central.backup.run import restore_backup
+
+    dsn, store = _backup_targets(writing=True)
+    done = restore_backup(dsn, store, Path(args.folder), force=args.force)
+    print(f"restored {done.folder} (taken {done.manifest.created_at}) with {done.pg_restore}")
+    migrations = done.manifest.migrations
+    print(f"database: {len(migrations)} migration(s), last {migrations[-1] if migrations else '-'}")
+    print(f"objects: {done.objects}")
     return 0
