@@ -38,9 +38,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.bench_outage import edge_worker, outage_drain
+from central.bench_outage import edge_worker, outage_drain, sample_event
 from central.ingest.validate import IngestEvent
-from common.messages import Event, encode
+from common.messages import encode
 
 SITE = "bench"
 EDGES = 4
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if args.edge_worker:
         return edge_worker(*args.edge_worker)
     with private_broker(args.broker) as broker, scratch_database(args.database_url) as dsn:
-        payloads = [encode(_event(i)) for i in range(args.events)]
+        payloads = [encode(sample_event(i, f"edge{i % EDGES}")) for i in range(args.events)]
         rates = {
             "bare subscriber": _bare(broker, payloads),
             "COPY": _copy(dsn, payloads),
@@ -101,23 +101,6 @@ def run(args: argparse.Namespace) -> int:
     for name, rate in rates.items():
         out(f"{name:<30} {rate:>10.0f} {rate / bare:>8.2f}\n")
     return 0
-
-
-def _event(i: int) -> Event:
-    return Event(
-        site=SITE,
-        edge=f"edge{i % EDGES}",
-        camera="cam1",
-        seq=i,
-        track_id=i,
-        kind="unknown",
-        person_id=None,
-        score=0.2,
-        threshold=0.36,
-        quality=0.8,
-        bbox=(10.0, 20.0, 64.0, 80.0),
-        model="sface-2021dec",
-    )
 
 
 @contextmanager

@@ -14,7 +14,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -85,6 +84,24 @@ def _send(process: subprocess.Popen[str], line: str) -> None:
     process.stdin.flush()
 
 
+def sample_event(seq: int, edge: str) -> Event:
+    """The unknown-face event both ingest benchmarks publish (site `bench`, camera `cam1`)."""
+    return Event(
+        site=SITE,
+        edge=edge,
+        camera="cam1",
+        seq=seq,
+        track_id=seq,
+        kind="unknown",
+        person_id=None,
+        score=0.2,
+        threshold=0.36,
+        quality=0.8,
+        bbox=(10.0, 20.0, 64.0, 80.0),
+        model="sface-2021dec",
+    )
+
+
 def _fill(path: Path, edge: str, count: int) -> None:
     """Preload an outbox (synchronous=NORMAL only to fill it fast; the drain uses the default FULL)."""
     from edge.outbox import Outbox, OutboxSettings
@@ -92,21 +109,7 @@ def _fill(path: Path, edge: str, count: int) -> None:
     topic = edge_topic(SITE, edge, "events")
     with Outbox(path, OutboxSettings(synchronous="NORMAL")) as outbox:
         for seq in range(count):
-            event = Event(
-                site=SITE,
-                edge=edge,
-                camera="cam1",
-                seq=seq,
-                track_id=seq,
-                kind="unknown",
-                person_id=None,
-                score=0.2,
-                threshold=0.36,
-                quality=0.8,
-                bbox=(10.0, 20.0, 64.0, 80.0),
-                model="sface-2021dec",
-                ts=datetime.now(UTC),
-            )
+            event = sample_event(seq, edge)
             outbox.put(event.id, event.camera, topic, encode(event))
 
 

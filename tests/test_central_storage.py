@@ -32,6 +32,7 @@ from central.storage import (
     verify_signed,
 )
 from common.errors import ConfigError, FacegateError
+from tests.central_app import s3_settings
 from tests.services import S3Factory, S3Service
 from tests.services import s3 as s3_helpers
 
@@ -40,17 +41,7 @@ JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
 
 
 def _s3_store(service: S3Service, bucket: str) -> S3Store:
-    settings = S3Settings(
-        endpoint=service.netloc,
-        access_key=service.access_key,
-        secret_key=service.secret_key,
-        bucket=bucket,
-        region=service.region,
-        secure=service.secure,
-        retries=0,
-        connect_timeout_s=2.0,
-    )
-    return S3Store(settings)
+    return S3Store(s3_settings(service, bucket))
 
 
 @pytest.fixture(params=["s3", "file"])

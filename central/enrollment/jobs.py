@@ -53,25 +53,12 @@ class JobSummary(msgspec.Struct, frozen=True):
     error: str | None
 
 
-class JobRead(msgspec.Struct, frozen=True):
+class JobRead(JobSummary, frozen=True):
     """One job: counts, the entries skipped when the archive was read, and a page of results.
 
     `next_results` is the `results_after` value for the next page of results; null when none are left
     (while the job runs, poll again with the same value to get results as they come)."""
 
-    id: UUID
-    status: JobStatus
-    created_by: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    total: int
-    processed: int
-    accepted: int
-    rejected: int
-    people: int
-    skipped_count: int
-    error: str | None
     skipped: list[SkippedEntry]
     results: list[JobResult] = []
     next_results: int | None = None
