@@ -1,19 +1,19 @@
 # Facegate: the two commands a user runs on a fresh machine.
 #   make test   lint, types and the whole test suite against real services
-#   make demo   the end-to-end demo on embedded defaults
+#   make demo   the end-to-end demo on embedded defaults (DEMO_ARGS='--duration 0': until Ctrl-C)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: test demo lint typecheck pytest models services clean
+.PHONY: test demo demo-clean lint typecheck pytest models services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[cpu,test]'
+	$(BIN)/python -m pip install --quiet -e '.[cpu,test,demo]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -35,8 +35,12 @@ pytest: $(STAMP) models services
 
 test: lint typecheck pytest
 
+DEMO_ARGS ?=
 demo: $(STAMP) models
-	bash scripts/demo.sh
+	bash scripts/demo.sh $(DEMO_ARGS)
+
+demo-clean: $(STAMP)
+	$(BIN)/python -m demo --clean
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

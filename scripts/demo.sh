@@ -1,21 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`, for now: verify real photos fetched from pinned registry packages (../shared/DATA.md).
-# Later issues grow this into the whole system (central, broker, storage, two edges).
+# `make demo`: the whole system on one machine (see demo/ and the README). Installs Mosquitto with apt when
+# it is missing (without starting its service: the demo runs its own on a free port), then runs the demo.
+# Arguments go to `python -m demo` (--duration SECONDS, 0: until Ctrl-C; --state FOLDER; --clean).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=.venv/bin
-echo "== fetching pinned sample photos (face_recognition 1.3.0 sdist, scikit-image, matplotlib)"
-declare -A photo
-while IFS=$'\t' read -r name person path; do
-    photo[$name]=$path
-    printf '   %-20s %-16s %s\n' "$name" "$person" "$path"
-done < <($BIN/python -m common.sample_faces)
-echo
-echo "== facegate verify: two different photos of Barack Obama"
-$BIN/facegate verify "${photo[obama]}" "${photo[obama2]}"
-echo
-echo "== facegate verify: Barack Obama and Joe Biden"
-$BIN/facegate verify "${photo[obama]}" "${photo[biden]}"
-echo
-echo "== facegate verify --json: Barack Obama and Grace Hopper"
-$BIN/facegate verify --json "${photo[obama3]}" "${photo[grace_hopper]}"
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    bash scripts/apt-install.sh mosquitto || echo "demo: no Mosquitto, and apt could not install it" >&2
+fi
+exec .venv/bin/python -m demo "$@"

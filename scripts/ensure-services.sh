@@ -33,6 +33,10 @@ have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_postgres() { pg_bin_dir >/dev/null; }
 have_ffmpeg() { command -v ffmpeg >/dev/null 2>&1; }
 have_promtool() { command -v promtool >/dev/null 2>&1; }
+# Checked, never run: `nginx -t`, `haproxy -c` (deploy/ configurations), `nft -c` (the Ansible roles' rules).
+have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
+have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
+have_nft() { command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ]; }
 
 docker_mode() {
     case "${FACEGATE_TEST_DOCKER:-auto}" in
@@ -42,12 +46,14 @@ docker_mode() {
     command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1
 }
 
-# The prometheus package is installed for promtool only: where systemd started its server, stop and
-# disable it again (without systemd, nothing was started).
-stop_prometheus_server() {
+# prometheus, nginx and haproxy are installed for their checkers only (promtool, nginx -t, haproxy -c):
+# apt-install.sh keeps them from starting; where systemd runs, they are also disabled at boot.
+disable_servers() {
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        "$@" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-        say "prometheus: installed for promtool; its server is disabled"
+        local sudo=()
+        [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+        "${sudo[@]}" systemctl disable --now "$@" >/dev/null 2>&1 || true
+        say "$*: installed for their checkers; their servers are disabled"
     fi
 }
 
@@ -58,27 +64,18 @@ install_missing() {
     have_postgres || packages+=(postgresql)
     have_ffmpeg || packages+=(ffmpeg)
     have_promtool || packages+=(prometheus)  # for promtool (tests/test_alert_rules.py)
+    have_nginx || packages+=(nginx)          # for `nginx -t` only
+    have_haproxy || packages+=(haproxy)      # for `haproxy -c` only
+    have_nft || packages+=(nftables)         # for `nft -c` only
     if [ "${#packages[@]}" -eq 0 ]; then
         return 0
     fi
-    if ! command -v apt-get >/dev/null 2>&1; then
-        say "missing ${packages[*]} and no apt-get here: install them, or run with a Docker engine" >&2
-        exit 1
-    fi
-    local sudo=()
-    if [ "$(id -u)" -ne 0 ]; then
-        if ! command -v sudo >/dev/null 2>&1; then
-            say "missing ${packages[*]}; not root and no sudo: install them as root" >&2
-            exit 1
-        fi
-        sudo=(sudo)
-    fi
-    say "installing ${packages[*]} with apt-get"
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
-    case " ${packages[*]} " in
-        *" prometheus "*) stop_prometheus_server "${sudo[@]}" ;;
-    esac
+    bash "$ROOT/scripts/apt-install.sh" "${packages[@]}"
+    local servers=()
+    for package in prometheus nginx haproxy; do
+        case " ${packages[*]} " in *" $package "*) servers+=("$package.service") ;; esac
+    done
+    [ "${#servers[@]}" -eq 0 ] || disable_servers "${servers[@]}"
 }
 
 reuse_allowed() { [ "${FACEGATE_TEST_REUSE_LOCAL:-1}" != "0" ]; }

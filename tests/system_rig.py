@@ -30,6 +30,7 @@ import yaml
 
 from central.auth.repository import create_key_sync
 from central.storage import S3Store
+from demo.tls import CertificateFiles, make_certificates
 from tests.central_app import SECRET, s3_settings
 from tests.secure_broker import Login, SecureClient
 from tests.services.endpoints import MqttBroker, PostgresService, S3Service
@@ -40,7 +41,6 @@ from tests.services.process import LocalProcess
 from tests.services.readiness import NotReadyError
 from tests.services.s3 import create_bucket, remove_bucket
 from tests.system_processes import FACEGATE, GALLERY, CentralProcess, EdgeProcess, edge_ready, wait_until
-from tests.tls import CertificateFiles, make_certificates
 
 
 def write_device_file(edge: EdgeProcess, login: dict[str, str], system: System, video: Path) -> None:

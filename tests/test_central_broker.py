@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from central.broker.registry import load_registry_sync
+from demo.tls import make_certificates
 from tests.central_app import Central
 from tests.secure_broker import Login, SecureClient, SecuredBroker, start_secured_broker
-from tests.tls import make_certificates
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 NOT_AUTHORIZED = 135  # MQTT 5 reason code

@@ -1,4 +1,5 @@
-"""A throwaway certificate authority for tests: a CA and a server certificate for 127.0.0.1/localhost."""
+"""A throwaway certificate authority: a CA and a server certificate for 127.0.0.1/localhost (the demo's
+broker TLS, and the tests')."""
 
 from __future__ import annotations
 
@@ -24,20 +25,27 @@ class CertificateFiles:
     keyfile: Path
 
 
-def make_certificates(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> CertificateFiles:
+def make_certificates(
+    folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"), valid_for: dt.timedelta = VALID_FOR
+) -> CertificateFiles:
     """A fresh CA (P-256) and a server certificate it signed, valid for `hosts`, written into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facegate test CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "facegate CA")])
     ca = (
-        _builder(ca_name, ca_name, ca_key.public_key())
+        _builder(ca_name, ca_name, ca_key.public_key(), valid_for)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_usage(cert_sign=True), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
     server = (
-        _builder(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]), ca_name, key.public_key())
+        _builder(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]),
+            ca_name,
+            key.public_key(),
+            valid_for,
+        )
         .add_extension(x509.SubjectAlternativeName([_general_name(h) for h in hosts]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_usage(cert_sign=False), critical=True)
@@ -57,7 +65,7 @@ def make_certificates(folder: Path, hosts: tuple[str, ...] = ("127.0.0.1", "loca
 
 
 def _builder(
-    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey, valid_for: dt.timedelta
 ) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
@@ -67,7 +75,7 @@ def _builder(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALID_FOR)
+        .not_valid_after(now + valid_for)
     )
 
 
