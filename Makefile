@@ -40,7 +40,7 @@ demo: $(STAMP) models
 	bash scripts/demo.sh $(DEMO_ARGS)
 
 demo-clean: $(STAMP)
-	$(BIN)/python -m demo --clean
+	$(BIN)/facegate demo --clean
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -317,19 +317,11 @@ def _count_events(central: Central, site: str, since: dt.datetime) -> int:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--state", type=Path, default=Path(".demo"), help="state folder (default: .demo)")
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=60.0,
-        help="seconds of live events, then the summary (0: until Ctrl-C)",
-    )
-    parser.add_argument("--clean", action="store_true", help="stop what a killed demo left, delete the state")
-    args = parser.parse_args(argv)
-    if args.clean:
-        return clean(args.state)
-    return run(Options(args.state, args.duration))
+    from demo.cli import add_arguments, handle
+
+    parser = argparse.ArgumentParser(prog="python -m demo", description="the whole system on one machine")
+    add_arguments(parser)
+    return handle(parser.parse_args(argv))
 
 
 def clean(folder: Path) -> int:

@@ -19,6 +19,7 @@ EXIT_OK, EXIT_NO_FACE, EXIT_BAD_INPUT, EXIT_MODEL = 0, 1, 2, 3
 def build_parser() -> argparse.ArgumentParser:
     from central import cli as central_cli
     from common.cli import bench, faces, models
+    from demo import cli as demo_cli
     from edge import cli as edge_cli
 
     parser = argparse.ArgumentParser(prog="facegate", description="Facegate: edge face recognition.")
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.register(sub)
     edge_cli.register(sub)
     central_cli.register(sub)
+    demo_cli.register(sub)
     return parser
 
 
