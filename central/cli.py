@@ -140,7 +140,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from central.settings import CentralSettings
 
-    CentralSettings.from_env(os.environ)  # fail here, with the variable's name, before uvicorn starts
+    settings = CentralSettings.from_env(os.environ)  # fail here, naming the variable, before uvicorn starts
+    if args.workers > 1 and settings.mqtt_url:
+        # Every worker would connect with the same MQTT client id and take the others' session over.
+        raise ConfigError(
+            "--workers > 1 with FACEGATE_MQTT_URL set: the workers would share one MQTT client id; "
+            "run one worker per replica and scale with replicas (each with its own FACEGATE_MQTT_CLIENT_ID)"
+        )
     uvicorn.run(
         "central.asgi:app",
         factory=True,

@@ -91,6 +91,19 @@ def test_central_serve_without_settings_exits_3_naming_the_variable(tmp_path: Pa
     assert "FACEGATE_DATABASE_URL" in proc.stderr
 
 
+def test_central_serve_refuses_several_workers_sharing_one_mqtt_client_id(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FACEGATE_DATABASE_URL": "postgresql://127.0.0.1:1/none",
+        "FACEGATE_STORAGE_DIR": str(tmp_path),
+        "FACEGATE_SECRET_KEY": SECRET,
+        "FACEGATE_MQTT_URL": "mqtt://127.0.0.1:1883",
+    }
+    proc = _run(["central", "serve", "--workers", "2"], env)
+    assert proc.returncode == 3
+    assert "--workers" in proc.stderr and "FACEGATE_MQTT_CLIENT_ID" in proc.stderr
+
+
 def test_central_serve_answers_and_stops_on_sigterm(
     postgres_db: PostgresService, tmp_path: Path, model_dir: Path
 ) -> None:
