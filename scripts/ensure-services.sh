@@ -37,6 +37,7 @@ have_promtool() { command -v promtool >/dev/null 2>&1; }
 have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 have_nft() { command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ]; }
+have_amtool() { command -v amtool >/dev/null 2>&1; }
 
 docker_mode() {
     case "${FACEGATE_TEST_DOCKER:-auto}" in
@@ -46,7 +47,8 @@ docker_mode() {
     command -v docker >/dev/null 2>&1 && timeout 5 docker info >/dev/null 2>&1
 }
 
-# prometheus, nginx and haproxy are installed for their checkers only (promtool, nginx -t, haproxy -c):
+# prometheus, alertmanager, nginx and haproxy are installed for their checkers only (promtool, amtool,
+# nginx -t, haproxy -c):
 # apt-install.sh keeps them from starting; where systemd runs, they are also disabled at boot.
 disable_servers() {
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
@@ -67,12 +69,13 @@ install_missing() {
     have_nginx || packages+=(nginx)          # for `nginx -t` only
     have_haproxy || packages+=(haproxy)      # for `haproxy -c` only
     have_nft || packages+=(nftables)         # for `nft -c` only
+    have_amtool || packages+=(prometheus-alertmanager)  # for `amtool check-config` only
     if [ "${#packages[@]}" -eq 0 ]; then
         return 0
     fi
     bash "$ROOT/scripts/apt-install.sh" "${packages[@]}"
     local servers=()
-    for package in prometheus nginx haproxy; do
+    for package in prometheus prometheus-alertmanager nginx haproxy; do
         case " ${packages[*]} " in *" $package "*) servers+=("$package.service") ;; esac
     done
     [ "${#servers[@]}" -eq 0 ] || disable_servers "${servers[@]}"
