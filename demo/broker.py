@@ -1,10 +1,12 @@
-"""The demo's broker: Mosquitto on the files `facegate central broker-config` writes from central's edge
-registry (TLS listener on 127.0.0.1 with the demo's own CA, password file, ACL, persistence).
+"""The demo's broker on the files `facegate central broker-config` writes from central's edge registry
+(TLS listener on 127.0.0.1 with the demo's own CA, password file, ACL, persistence): Mosquitto, or the
+embedded broker (`demo/embedded_broker/`) where Mosquitto is missing.
 
 Mosquitto comes from the machine (scripts/demo.sh installs Debian's package with apt-get when it is
-missing and apt can). There is no embedded fallback: the system needs an MQTT 5 broker (shared
-subscriptions for ingest, reason codes, session expiry), and no broker installable from PyPI offers
-that today (amqtt speaks MQTT 3.1.1). Without Mosquitto the demo stops and says how to install it.
+missing and apt can). No MQTT 5 broker is installable from PyPI (amqtt speaks MQTT 3.1.1 only), so the
+fallback is a small broker of our own in pure Python; what it lacks is in docs/demo.md.
+FACEGATE_DEMO_BROKER chooses: `auto` (default: Mosquitto when installed, else the embedded one),
+`mosquitto` (stop with a message when it is missing) or `embedded`.
 """
 
 from __future__ import annotations
@@ -13,22 +15,43 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import FacegateError
-from demo.processes import FACEGATE, Child
+from demo.processes import FACEGATE, Child, stop_leftover
 from demo.tls import CertificateFiles
+
+CHOICE_ENV = "FACEGATE_DEMO_BROKER"
+CHOICES = ("auto", "mosquitto", "embedded")
+CHILD_NAMES = {"mosquitto": "mosquitto", "embedded": "embedded-broker"}  # its log and pid file
+
+
+def find_mosquitto() -> str | None:
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
 def mosquitto_binary() -> str:
-    found = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    found = find_mosquitto()
     if found is None:
         raise FacegateError(
-            "Mosquitto is not installed. Install it (Debian/Ubuntu: sudo apt-get install mosquitto; "
-            "it need not run as a service: the demo starts its own on a free port), then run the demo again."
+            f"Mosquitto is not installed and {CHOICE_ENV}=mosquitto asks for it. Install it (Debian/Ubuntu: "
+            "sudo apt-get install mosquitto; it need not run as a service: the demo starts its own on a free "
+            f"port), or unset {CHOICE_ENV} to fall back to the embedded broker, then run the demo again."
         )
     return found
+
+
+def broker_kind(env: Mapping[str, str] = os.environ) -> str:
+    """`mosquitto` or `embedded`, as FACEGATE_DEMO_BROKER asks (auto: Mosquitto when installed)."""
+    choice = env.get(CHOICE_ENV, "").strip().lower() or "auto"
+    if choice not in CHOICES:
+        raise FacegateError(f"{CHOICE_ENV}={choice!r}: use one of {', '.join(CHOICES)}")
+    if choice == "auto":
+        return "mosquitto" if find_mosquitto() else "embedded"
+    return choice
 
 
 @dataclass
@@ -39,6 +62,12 @@ class DemoBroker:
     central_username: str
     central_password: str
     child: Child | None = None
+    kind: str = ""  # mosquitto or embedded, chosen by start()
+
+    @property
+    def name(self) -> str:
+        """What runs, for the demo's output."""
+        return "the embedded broker" if self.kind == "embedded" else "Mosquitto"
 
     @property
     def url(self) -> str:
@@ -74,9 +103,18 @@ class DemoBroker:
             self.child.proc.send_signal(signal.SIGHUP)
 
     def start(self, state: Path) -> None:
-        self.child = Child(
-            "mosquitto", [mosquitto_binary(), "-c", str(self.folder / "mosquitto-demo.conf")], state
-        )
+        self.kind = broker_kind()
+        conf = str(self.folder / "mosquitto-demo.conf")
+        if self.kind == "mosquitto":
+            command = [mosquitto_binary(), "-c", conf]
+        else:
+            command = [sys.executable, "-m", "demo.embedded_broker", "-c", conf]
+            forced = os.environ.get(CHOICE_ENV, "").strip().lower() == "embedded"
+            why = f"{CHOICE_ENV}=embedded" if forced else "Mosquitto is not installed"
+            print(f"== broker: the embedded MQTT broker ({why}; what it lacks: docs/demo.md)", flush=True)
+        for other in CHILD_NAMES.values():  # a killed earlier run may have used the other broker
+            stop_leftover(state / "pids" / f"{other}.pid")
+        self.child = Child(CHILD_NAMES[self.kind], command, state)
         self.child.start()
 
     def stop(self) -> None:

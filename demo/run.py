@@ -86,7 +86,7 @@ def _run(options: Options, state: DemoState, stack: ExitStack) -> Summary:
     broker.start(state.folder)
     stack.callback(broker.stop)
     wait_until(central.broker_connected, 60, f"central's MQTT connection (logs in {state.folder}/logs)")
-    say(f"== Mosquitto on {broker.url} (TLS, password and ACL files from `facegate central broker-config`)")
+    say(f"== {broker.name} on {broker.url} (TLS; password and ACL files from `central broker-config`)")
     edges = [Edge(site, state.folder / f"edge-{site.id}", state.port(f"edge-{site.id}")) for site in SITES]
     for edge in edges:
         edge.write_config(
