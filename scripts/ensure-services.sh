@@ -38,6 +38,8 @@ have_nginx() { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; }
 have_haproxy() { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }
 have_nft() { command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ]; }
 have_amtool() { command -v amtool >/dev/null 2>&1; }
+have_systemd_analyze() { command -v systemd-analyze >/dev/null 2>&1; }
+have_ps() { command -v ps >/dev/null 2>&1; }
 
 docker_mode() {
     case "${FACEGATE_TEST_DOCKER:-auto}" in
@@ -70,6 +72,8 @@ install_missing() {
     have_haproxy || packages+=(haproxy)      # for `haproxy -c` only
     have_nft || packages+=(nftables)         # for `nft -c` only
     have_amtool || packages+=(prometheus-alertmanager)  # for `amtool check-config` only
+    have_systemd_analyze || packages+=(systemd)  # `systemd-analyze verify` (tests/test_ansible_*)
+    have_ps || packages+=(procps)                # the molecule scenario's verify step
     if [ "${#packages[@]}" -eq 0 ]; then
         return 0
     fi
