@@ -23,6 +23,7 @@ import time
 import tomllib
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -247,6 +248,21 @@ class Fleet:
         host.root.mkdir(parents=True)
         self.hosts.append(host)
         return host
+
+    @classmethod
+    def with_camera(
+        cls, tmp: Path, wheels: Path, model_dir: Path, broker: tuple[str, int], photo: Path, site_prefix: str
+    ) -> Fleet:
+        """A fleet whose edges read a folder holding `photo`, at a unique site (the shared broker may serve
+        other tests); add its hosts with `add(name, fleet.camera, port)`."""
+        camera = tmp / "camera"
+        camera.mkdir()
+        shutil.copy(photo, camera)
+        return cls(tmp, wheels, model_dir, broker, f"{site_prefix}-{uuid.uuid4().hex[:8]}")
+
+    @property
+    def camera(self) -> Path:
+        return self.tmp / "camera"
 
     def group_vars(self) -> dict[str, Any]:
         nft_missing = nft_usable(self.tmp)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import threading
 import uuid
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from central.broker.conf import CONF_FILE, BrokerConf
 from central.broker.files import write_broker_files
 from central.broker.registry import BrokerRegistry
 from demo.tls import CertificateFiles
+from tests.services.binaries import system_binary
 from tests.services.endpoints import MqttBroker
 from tests.services.instance import ServiceInstance
 from tests.services.mqtt import Received
@@ -70,7 +70,7 @@ def start_secured_broker(
     workdir: Path, registry: BrokerRegistry, central: Login, certs: CertificateFiles
 ) -> SecuredBroker:
     """Generate the three files into `workdir/broker` and start mosquitto on them (TLS on a free port)."""
-    binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    binary = system_binary("mosquitto")
     if binary is None:
         raise ServiceStartError("mosquitto not found; run scripts/ensure-services.sh")
     files, data = workdir / "broker", workdir / "data"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -33,6 +32,7 @@ from central.storage import S3Store
 from demo.tls import CertificateFiles, make_certificates
 from tests.central_app import SECRET, s3_settings
 from tests.secure_broker import Login, SecureClient
+from tests.services.binaries import system_binary
 from tests.services.endpoints import MqttBroker, PostgresService, S3Service
 from tests.services.factories import PostgresFactory
 from tests.services.instance import ServiceInstance
@@ -146,7 +146,7 @@ class System:
              "--autosave-interval", "1"],
             env=env, check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-        binary = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+        binary = system_binary("mosquitto")
         assert binary is not None, "mosquitto not found; run scripts/ensure-services.sh"
         extra = ["log_dest stderr", "log_type all"] + (["user root"] if os.geteuid() == 0 else [])
         run_conf = self.tmp / "mosquitto-run.conf"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pwd
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +33,11 @@ def fleet(
     mqtt_broker: MqttBroker,
     samples: dict[str, SamplePhoto],
 ) -> Iterator[ansible_rig.Fleet]:
-    camera = tmp_path / "camera"
-    camera.mkdir()
-    shutil.copy(samples["obama"].path, camera)
-    site = f"molecule-{uuid.uuid4().hex[:8]}"
-    fleet = ansible_rig.Fleet(tmp_path, wheels, model_dir, (mqtt_broker.host, mqtt_broker.port), site)
-    fleet.add("edge-molecule", camera, free_port())
+    broker = (mqtt_broker.host, mqtt_broker.port)
+    fleet = ansible_rig.Fleet.with_camera(
+        tmp_path, wheels, model_dir, broker, samples["obama"].path, "molecule"
+    )
+    fleet.add("edge-molecule", fleet.camera, free_port())
     yield fleet
     fleet.stop_all()
 

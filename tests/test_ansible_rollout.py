@@ -4,8 +4,6 @@ hosts after it are not touched. The "hosts" are folders on this machine (tests/a
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,13 +32,12 @@ def fleet(
     samples: dict[str, SamplePhoto],
 ) -> Iterator[ansible_rig.Fleet]:
     """Two edges of one site (a unique site id: the shared broker may serve other tests)."""
-    camera = tmp_path / "camera"
-    camera.mkdir()
-    shutil.copy(samples["obama"].path, camera)
-    site = f"rollout-{uuid.uuid4().hex[:8]}"
-    fleet = ansible_rig.Fleet(tmp_path, wheels, model_dir, (mqtt_broker.host, mqtt_broker.port), site)
+    broker = (mqtt_broker.host, mqtt_broker.port)
+    fleet = ansible_rig.Fleet.with_camera(
+        tmp_path, wheels, model_dir, broker, samples["obama"].path, "rollout"
+    )
     for name in ("edge1", "edge2"):
-        fleet.add(name, camera, free_port())
+        fleet.add(name, fleet.camera, free_port())
     yield fleet
     fleet.stop_all()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import ssl
 import subprocess
 import time
@@ -26,6 +25,7 @@ from websockets.sync.client import connect as websocket_connect
 
 from central.settings import CentralSettings
 from demo.tls import make_certificates
+from tests.services.binaries import require_binary
 from tests.services.endpoints import PostgresService, RedisService, S3Service
 from tests.services.ports import free_port, port_is_listening
 from tests.test_deploy_compose import COMPOSE, compose_command
@@ -46,10 +46,7 @@ MIB = 1024 * 1024
 
 
 def haproxy_binary() -> str:
-    path = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if path is None:
-        pytest.skip("haproxy is not installed: run scripts/ensure-services.sh (Debian package haproxy)")
-    return path
+    return require_binary("haproxy", "haproxy")
 
 
 @dataclass(frozen=True, slots=True)

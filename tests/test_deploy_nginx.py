@@ -37,6 +37,7 @@ from demo.tls import CertificateFiles, make_certificates
 from tests.central_app import make_settings, s3_settings
 from tests.central_server import serve
 from tests.services import postgres, redis, s3
+from tests.services.binaries import require_binary
 from tests.services.endpoints import PostgresService, RedisService, S3Service
 from tests.services.ports import free_port, port_is_listening
 
@@ -48,10 +49,7 @@ MIB = 1024 * 1024
 
 
 def nginx_binary() -> str:
-    path = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if path is None:
-        pytest.skip("nginx is not installed: run scripts/ensure-services.sh (Debian package nginx)")
-    return path
+    return require_binary("nginx", "nginx")
 
 
 @dataclass(frozen=True, slots=True)
