@@ -1,12 +1,13 @@
 # Facegate: the two commands a user runs on a fresh machine.
 #   make test   lint, types and the whole test suite against real services
+#   make test-fast / test-fleet   the suite without its slow tests / the Ansible rollout tests only
 #   make demo   the end-to-end demo on embedded defaults (DEMO_ARGS='--duration 0': until Ctrl-C)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: test demo demo-clean lint typecheck pytest models services clean
+.PHONY: test test-fast test-fleet demo demo-clean lint typecheck pytest models services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +35,13 @@ pytest: $(STAMP) models services
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Quicker loops while editing (CI runs `make test`, the whole suite):
+test-fast: lint typecheck $(STAMP) models services
+	$(BIN)/pytest -m "not slow"
+
+test-fleet: $(STAMP) models services
+	$(BIN)/pytest -m fleet
 
 DEMO_ARGS ?=
 demo: $(STAMP) models

@@ -16,7 +16,7 @@ import yaml
 from tests import ansible_rig
 from tests.ansible_rig import Opening
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 
 INTERNAL = frozenset({"10.20.0.0/16", "fd20::/48"})
 ADMIN = frozenset({"10.99.0.0/24"})

@@ -11,7 +11,7 @@ import pytest
 
 from tests import ansible_rig
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 
 EXAMPLE = ansible_rig.ANSIBLE_DIR / "inventories/example"
 EXAMPLE_PASSWORD = EXAMPLE / "EXAMPLE-ONLY-vault-password.txt"

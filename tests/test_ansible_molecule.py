@@ -17,7 +17,7 @@ from tests import ansible_rig
 from tests.services import MqttBroker
 from tests.services.ports import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from tests.central_app import SECRET, make_settings
 from tests.central_server import serve
 from tests.services import PostgresService
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 
 # Only the credentials step of the edge role, on a box whose /etc/facegate exists.
 PLAYBOOK = """

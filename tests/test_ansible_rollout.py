@@ -14,7 +14,7 @@ from tests import ansible_rig
 from tests.services import MqttBroker
 from tests.services.ports import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 DAEMON_WRITES = ("var/lib/facegate/gallery", "var/lib/facegate/outbox", "var/lib/facegate/seq", "var/log")
 
 

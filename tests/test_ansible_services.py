@@ -26,7 +26,7 @@ from tests.central_app import SECRET
 from tests.services import PostgresService
 from tests.services.ports import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 
 PEM = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n"
 INTERNAL = frozenset({"10.20.0.0/16", "fd20::/48"})
