@@ -73,8 +73,18 @@ async def get_job(conn: AsyncConnection[Any], job_id: UUID, results_after: int, 
         (job_id, results_after, limit),
     )
     results = [JobResult(*r) for r in await cur.fetchall()]
+    running = job.status in {"queued", "running"}
+    if running:
+        # Photos finish out of plan order (a rejection is quicker than an enrollment): while the job runs,
+        # hand out only the gap-free run after `results_after`, so a later poll never skips a slower photo.
+        prefix: list[JobResult] = []
+        for result in results:
+            if result.seq != results_after + 1 + len(prefix):
+                break
+            prefix.append(result)
+        results = prefix
     last = results[-1].seq if results else results_after
-    more = len(results) == limit or job.status in {"queued", "running"}
+    more = len(results) == limit or running
     return msgspec.structs.replace(job, results=results, next_results=last if more else None)
 
 
