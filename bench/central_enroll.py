@@ -45,9 +45,9 @@ sys.path.insert(0, str(HERE.parent))
 from central.auth.repository import create_key_sync  # noqa: E402
 from central.db import migrate  # noqa: E402
 from common.models.fetch import fetch_models, models_dir  # noqa: E402
-from common.sample_faces import fetch_samples  # noqa: E402
-from tests.services import postgres, redis  # noqa: E402
-from tests.services.ports import free_port  # noqa: E402
+from demo.sample_faces import fetch_samples  # noqa: E402
+from devtools.services import postgres, redis  # noqa: E402
+from devtools.services.ports import free_port  # noqa: E402
 
 DEV_DIR = HERE.parent.parent / "shared" / "data" / "faces-dev"
 SECRET = "bench-secret-key-with-at-least-32-bytes-0123456789"

@@ -41,11 +41,11 @@ from central.auth.repository import create_key_sync  # noqa: E402
 from central.bench_ingest import private_broker  # noqa: E402
 from central.db import migrate  # noqa: E402
 from common.models.fetch import fetch_models, models_dir  # noqa: E402
-from common.sample_faces import fetch_samples  # noqa: E402
+from demo.sample_faces import fetch_samples  # noqa: E402
+from devtools.services import postgres  # noqa: E402
+from devtools.services.ports import free_port  # noqa: E402
 from edge.gallery import Gallery  # noqa: E402
 from edge.mqtt import Versions  # noqa: E402
-from tests.services import postgres  # noqa: E402
-from tests.services.ports import free_port  # noqa: E402
 
 DEV_DIR = HERE.parent.parent / "shared" / "data" / "faces-dev"
 SECRET = "bench-secret-key-with-at-least-32-bytes-0123456789"

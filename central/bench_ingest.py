@@ -6,8 +6,10 @@ are published while it is away), so publishing never competes with draining. Mea
 - `bare`: a paho subscriber draining the backlog and only counting (auto acknowledgement);
 - `copy`: COPY of the same rows into a scratch database (no broker);
 - `ingest`: central's consumer (decode, validate, batch insert, manual acks, receipts);
-- `ingest x2`: two consumer processes on the shared subscription, each with its own session;
-- `outage drain` (central/bench_outage.py): simulated edges' outboxes drained end to end, with receipts.
+- `ingest x2`: two consumer processes on the shared subscription, each with its own session.
+
+The end-to-end drain of edges' outboxes after an outage runs edge code too, so it lives above both
+sides: `python -m bench.outage_drain` (bench/outage_drain.py), which uses this module's consumer worker.
 
 A private Mosquitto is started (in-memory, unlimited queues) unless --broker is given; the scratch database
 is created on the server of --database-url and dropped afterwards.
@@ -38,9 +40,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from central.bench_outage import edge_worker, outage_drain, sample_event
 from central.ingest.validate import IngestEvent
-from common.messages import encode
+from common.messages import Event, encode
 
 SITE = "bench"
 EDGES = 4
@@ -57,17 +58,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--events", type=int, default=20_000, help="backlog size (default 20000)")
     parser.add_argument("--batch", type=int, default=500, help="ingest batch size (default 500)")
     parser.add_argument("--broker", default="", help="host:port of a broker (default: start a private one)")
-    parser.add_argument(
-        "--outage-events",
-        type=int,
-        default=10_000,
-        help="events in each simulated edge's outbox for the end-to-end drain (default 10000; 0: skip)",
-    )
-    parser.add_argument("--outage-edges", type=int, default=2, help="simulated edges (default 2)")
     parser.add_argument("--worker", nargs=3, metavar=("BROKER", "CLIENT_ID", "GROUP"), help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--edge-worker", nargs=3, metavar=("BROKER", "EDGE", "OUTBOX"), help=argparse.SUPPRESS
-    )
     parser.set_defaults(handler=run)
 
 
@@ -75,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         broker, client_id, group = args.worker
         return asyncio.run(_worker(args.database_url, broker, client_id, group, args.batch))
-    if args.edge_worker:
-        return edge_worker(*args.edge_worker)
     with private_broker(args.broker) as broker, scratch_database(args.database_url) as dsn:
         payloads = [encode(sample_event(i, f"edge{i % EDGES}")) for i in range(args.events)]
         rates = {
@@ -85,18 +74,9 @@ def run(args: argparse.Namespace) -> int:
             "ingest": _ingest_processes(broker, dsn, payloads, args.batch, 1),
             "ingest, 2 consumers": _ingest_processes(broker, dsn, payloads, args.batch, 2),
         }
-        if args.outage_events > 0:
-            consumer = [*_command(dsn, args.batch)]
-            name = f"outage drain, {args.outage_edges} edges"
-            rates[name] = outage_drain(
-                broker, dsn, args.batch, args.outage_edges, args.outage_events, consumer
-            )
     bare = rates["bare subscriber"]
     out = sys.stdout.write
-    out(f"backlog: {args.events} events, batch {args.batch}, broker {broker}")
-    if args.outage_events > 0:
-        out(f"; outage drain: {args.outage_edges} edges x {args.outage_events} events in their outboxes")
-    out("\n")
+    out(f"backlog: {args.events} events, batch {args.batch}, broker {broker}\n")
     out(f"{'path':<30} {'events/s':>10} {'vs bare':>8}\n")
     for name, rate in rates.items():
         out(f"{name:<30} {rate:>10.0f} {rate / bare:>8.2f}\n")
@@ -262,7 +242,7 @@ def _ingest_processes(broker: str, dsn: str, payloads: list[bytes], batch: int, 
     for client_id in ids:
         _make_session(broker, client_id, f"$share/{group}/{FILTER}")
     _publish(broker, payloads)
-    command = _command(dsn, batch)
+    command = consumer_command(dsn, batch)
     workers = [
         subprocess.Popen(
             [*command, "--worker", broker, cid, group],
@@ -295,8 +275,26 @@ def _ingest_processes(broker: str, dsn: str, payloads: list[bytes], batch: int, 
     return len(payloads) / elapsed
 
 
-def _command(dsn: str, batch: int) -> list[str]:
-    """The command line of a worker process (its role follows: --worker or --edge-worker)."""
+def sample_event(seq: int, edge: str) -> Event:
+    """The unknown-face event both ingest benchmarks publish (site `bench`, camera `cam1`)."""
+    return Event(
+        site=SITE,
+        edge=edge,
+        camera="cam1",
+        seq=seq,
+        track_id=seq,
+        kind="unknown",
+        person_id=None,
+        score=0.2,
+        threshold=0.36,
+        quality=0.8,
+        bbox=(10.0, 20.0, 64.0, 80.0),
+        model="sface-2021dec",
+    )
+
+
+def consumer_command(dsn: str, batch: int) -> list[str]:
+    """The command line of a consumer process (`--worker BROKER CLIENT_ID GROUP` follows)."""
     return [sys.executable, "-m", "common", "bench", "ingest", "--database-url", dsn, "--batch", str(batch)]
 
 

@@ -1,5 +1,5 @@
 """Who the demo enrolls and what its two cameras see, from the real photos of pinned registry packages
-(common/sample_faces.py, verified by sha256).
+(demo/sample_faces.py, verified by sha256).
 
 Enrolled through central's API: Barack Obama (from `obama.jpg` only), Joe Biden and Grace Hopper.
 Each site's camera shows every enrolled person, Obama from two *other* photos (`obama2.jpg` at one
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.sample_faces import SamplePhoto, fetch_samples
+from demo.sample_faces import SamplePhoto, fetch_samples
 from demo.videos import compose_visit_video
 
 GALLERY = "staff"

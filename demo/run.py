@@ -20,12 +20,12 @@ import psycopg
 from central.auth.repository import create_key_sync
 from common.errors import FacegateError
 from common.models.fetch import fetch_models, models_dir
-from common.sample_faces import SamplePhoto, fetch_samples
 from demo.broker import DemoBroker
 from demo.cast import ENROLLED, GALLERY, NOT_ENROLLED, SITES, Person, site_video
 from demo.live import LiveStream
 from demo.postgres import postgres_for, wheel_install
 from demo.processes import FACEGATE, Child, stop_leftover, wait_until
+from demo.sample_faces import SamplePhoto, fetch_samples
 from demo.state import DemoState
 from demo.summary import Summary, print_summary
 from demo.system import Central, Edge, central_env

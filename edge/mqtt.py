@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -27,14 +26,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
+from common.backoff import Backoff
 from common.errors import FacegateError
 from common.messages import MessageError, Status, encode
+from common.mqtt.payload import truncate
+from common.mqtt.reasons import LOGIN_REFUSED
 from common.topics import edge_topic
 
 log = logging.getLogger(__name__)
 Handler = Callable[[str, bytes], None]
-LOGIN_REFUSED = frozenset({134, 135, 138, 140})  # bad user name or password, not authorized, banned, bad auth
-PAYLOAD_LOG_BYTES = 64
 EARLY_ACK_S = 1.0  # an unclaimed PUBACK older than this is not an early one (mids wrap at 65535)
 
 
@@ -110,22 +110,6 @@ class Delivery:
         if not self._done.is_set():
             self.error = error
             self._done.set()
-
-
-class Backoff:
-    """Exponential delays from `low` doubling up to `high`, each drawn in [half, full] (jitter)."""
-
-    def __init__(self, low: float, high: float, rng: random.Random | None = None) -> None:
-        self.low, self.high, self.failures = low, high, 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        cap = min(self.high, self.low * 2 ** min(self.failures, 30))
-        self.failures += 1
-        return self._rng.uniform(cap / 2, cap)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class MqttClient:
@@ -365,9 +349,3 @@ class MqttClient:
                 log.exception(
                     "mqtt_handler_failed", extra={"topic": message.topic, "payload": truncate(payload)}
                 )
-
-
-def truncate(payload: bytes, limit: int = PAYLOAD_LOG_BYTES) -> str:
-    """A payload for a log line: its first `limit` bytes and its size, never the whole thing."""
-    head = payload[:limit].decode("utf-8", "replace")
-    return head if len(payload) <= limit else f"{head}... ({len(payload)} bytes)"

@@ -22,7 +22,7 @@ from central.app import create_app
 from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from central.storage import FileSettings, S3Settings
-from tests.services import PostgresService, RedisService, S3Service
+from devtools.services import PostgresService, RedisService, S3Service
 
 SECRET = "test-secret-key-with-at-least-32-bytes-0123456789"
 

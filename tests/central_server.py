@@ -15,7 +15,7 @@ import uvicorn
 
 from central.app import create_app
 from central.settings import CentralSettings
-from tests.services.ports import free_port
+from devtools.services.ports import free_port
 
 START_TIMEOUT_S = 60.0
 

@@ -8,8 +8,8 @@ from collections import defaultdict
 
 from common.messages import Event, Receipt, decode, encode
 from common.topics import edge_topic
-from tests.services.endpoints import MqttBroker
-from tests.services.mqtt import MqttTestClient
+from devtools.services.endpoints import MqttBroker
+from devtools.services.mqtt import MqttTestClient
 
 
 class CentralStandIn:

@@ -1,3 +1,3 @@
 """Shared pytest configuration: backing-service fixtures (see docs/testing-services.md) and face fixtures."""
 
-pytest_plugins = ["tests.services.fixtures", "tests.faces", "tests.central_app"]
+pytest_plugins = ["tests.service_fixtures", "tests.faces", "tests.central_app"]

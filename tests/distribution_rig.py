@@ -20,13 +20,13 @@ from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from common.messages import Command, decode
 from common.topics import edge_topic
+from devtools.services.endpoints import MqttBroker
 from edge.gallery import Gallery
 from edge.mqtt import MqttClient, MqttSettings, Versions
 from edge.snapshots import SnapshotFetcher
 from edge.sync import GallerySync
 from tests.central_server import serve
 from tests.gallery_rows import MODEL
-from tests.services.endpoints import MqttBroker
 
 Held = set[tuple[str, str, bytes]]  # (template id, person id, embedding)
 

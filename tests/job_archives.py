@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.central_app import Central
 
 JOBS = "/api/v1/enrollment-jobs"

@@ -24,13 +24,13 @@ from central.broker.conf import CONF_FILE, BrokerConf
 from central.broker.files import write_broker_files
 from central.broker.registry import BrokerRegistry
 from demo.tls import CertificateFiles
-from tests.services.binaries import system_binary
-from tests.services.endpoints import MqttBroker
-from tests.services.instance import ServiceInstance
-from tests.services.mqtt import Received
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, ServiceStartError
+from devtools.services.binaries import system_binary
+from devtools.services.endpoints import MqttBroker
+from devtools.services.instance import ServiceInstance
+from devtools.services.mqtt import Received
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess
+from devtools.services.readiness import NotReadyError, ServiceStartError
 
 TIMEOUT = 5.0
 RUN_CONF = "run.conf"  # the generated mosquitto.conf plus logging (and `user root` when run as root)

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from demo.processes import wait_until
-from tests.services.ports import free_port
+from devtools.services.ports import free_port
 
 __all__ = ["FACEGATE", "GALLERY", "CentralProcess", "EdgeProcess", "edge_ready", "wait_until"]
 

@@ -30,16 +30,16 @@ import yaml
 from central.auth.repository import create_key_sync
 from central.storage import S3Store
 from demo.tls import CertificateFiles, make_certificates
+from devtools.services.binaries import system_binary
+from devtools.services.endpoints import MqttBroker, PostgresService, S3Service
+from devtools.services.factories import PostgresFactory
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess
+from devtools.services.readiness import NotReadyError
+from devtools.services.s3 import create_bucket, remove_bucket
 from tests.central_app import SECRET, s3_settings
 from tests.secure_broker import Login, SecureClient
-from tests.services.binaries import system_binary
-from tests.services.endpoints import MqttBroker, PostgresService, S3Service
-from tests.services.factories import PostgresFactory
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError
-from tests.services.s3 import create_bucket, remove_bucket
 from tests.system_processes import FACEGATE, GALLERY, CentralProcess, EdgeProcess, edge_ready, wait_until
 
 

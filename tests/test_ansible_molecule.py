@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
+from devtools.services import MqttBroker
+from devtools.services.ports import free_port
 from tests import ansible_rig
-from tests.services import MqttBroker
-from tests.services.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 

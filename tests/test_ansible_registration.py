@@ -19,10 +19,10 @@ import yaml
 
 from central.auth.repository import create_key_sync
 from central.storage import FileSettings
+from devtools.services import PostgresService
 from tests import ansible_rig
 from tests.central_app import SECRET, make_settings
 from tests.central_server import serve
-from tests.services import PostgresService
 
 pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 from central.auth.passwords import mosquitto_hash
+from devtools.services import PostgresService
+from devtools.services.ports import free_port
 from tests import ansible_rig
 from tests.ansible_rig import Opening
 from tests.central_app import SECRET
-from tests.services import PostgresService
-from tests.services.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 

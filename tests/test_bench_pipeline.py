@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 

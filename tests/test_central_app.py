@@ -10,8 +10,8 @@ import pytest
 
 from central.settings import CentralSettings
 from central.storage import FileSettings
+from devtools.services import PostgresService
 from tests.central_app import SECRET, Central, make_settings, start_central
-from tests.services import PostgresService
 
 
 def test_app_health_answers_without_credentials(central: Central) -> None:

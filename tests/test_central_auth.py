@@ -29,7 +29,7 @@ from central.auth import (
 )
 from central.auth.keys import MIN_ITERATIONS, parse_hash
 from central.auth.passwords import parse_mosquitto_hash
-from tests.services import MosquittoFactory, MqttBroker
+from devtools.services import MosquittoFactory, MqttBroker
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 

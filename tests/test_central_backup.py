@@ -21,12 +21,12 @@ from central.backup.pgtools import find_tool
 from central.backup.retention import complete_backups
 from central.storage import FileSettings, FileStore, S3Settings, S3Store, crop_key
 from common.errors import ConfigError
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
+from devtools.services import PostgresService, S3Service
+from devtools.services import s3 as s3_service
+from devtools.services.postgres import create_database, drop_database
 from tests.central_app import SECRET, Central, s3_settings
 from tests.enroll_photos import enroll, new_person, photo, store
-from tests.services import PostgresService, S3Service
-from tests.services import s3 as s3_service
-from tests.services.postgres import create_database, drop_database
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 TABLES = {

@@ -18,7 +18,7 @@ from central.broker.registry import build_registry
 from central.broker.settings import central_account_from_env
 from central.db import migrate, open_async_pool
 from common.errors import ConfigError
-from tests.services import PostgresService
+from devtools.services import PostgresService
 
 REPO = Path(__file__).resolve().parent.parent
 CENTRAL = CentralAccount("central", mosquitto_hash("central-secret"))

@@ -12,9 +12,9 @@ import httpx
 import psycopg
 
 from central.auth.keys import parse_api_key, verify_secret
+from devtools.services import PostgresService
+from devtools.services.ports import free_port
 from tests.central_app import SECRET
-from tests.services import PostgresService
-from tests.services.ports import free_port
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 

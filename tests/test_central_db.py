@@ -29,7 +29,7 @@ from central.db import (
     open_async_pool,
     open_pool,
 )
-from tests.services import PostgresService
+from devtools.services import PostgresService
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "central-database.md"
 TABLES = {

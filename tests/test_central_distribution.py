@@ -23,11 +23,11 @@ from central.distribution.snapshot_policy import snapshot_due
 from central.settings import CentralSettings
 from common.messages import Command, GalleryChange, GalleryManifest, decode
 from common.topics import edge_topic, gallery_topic
+from devtools.services import MqttTestClient
+from devtools.services.endpoints import MqttBroker
+from devtools.services.factories import MosquittoFactory
 from tests.distribution_rig import admin_key, central_holds, published, replica, sync_edge, wait_for
 from tests.gallery_rows import add_edge, add_site, add_template, enroll
-from tests.services import MqttTestClient
-from tests.services.endpoints import MqttBroker
-from tests.services.factories import MosquittoFactory
 
 GALLERY, SITE, EDGE = "staff", "north", "gate-1"
 

@@ -15,7 +15,7 @@ from central.errors import NotFound
 from central.runtime import Runtime
 from central.settings import CentralSettings
 from common.pipeline.image import ImageLimits
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.central_app import Central, start_central
 from tests.enroll_photos import (
     PEOPLE,

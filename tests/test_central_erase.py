@@ -9,7 +9,7 @@ from uuid import uuid4
 
 from central.people.cleanup import sweep_once
 from central.storage import crop_key, snapshot_key
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.central_app import Central
 from tests.enroll_photos import PEOPLE, enroll, keys, new_person, photo, store
 

@@ -16,8 +16,8 @@ from central.db import migrate
 from central.events.repository import EventQuery, EventRow, insert_events, listing_sql
 from central.runtime import open_object_store
 from central.storage import crop_key
+from devtools.services import PostgresService
 from tests.central_app import Central
-from tests.services import PostgresService
 
 T0 = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 ALICE = uuid.UUID("00000000-0000-4000-8000-00000000a11c")

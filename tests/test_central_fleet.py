@@ -15,8 +15,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
 from central.auth import mosquitto_hash, password_file_line, verify_mosquitto
+from devtools.services import MosquittoFactory, MqttBroker
 from tests.central_app import Central
-from tests.services import MosquittoFactory, MqttBroker
 
 
 def make_site(central: Central, site: str, name: str = "") -> dict[str, Any]:

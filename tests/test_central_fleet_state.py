@@ -14,9 +14,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from central.settings import CentralSettings
 from common.messages import CameraState, Heartbeat, Status, encode
 from common.topics import edge_topic
+from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
 from edge.mqtt import MqttClient, MqttSettings, Versions
 from tests.ingest_rig import central_mqtt, mqtt_settings, register_edge, wait_for
-from tests.services import MosquittoFactory, MqttBroker, MqttTestClient
 
 SITE, EDGE = "site1", "edge1"
 

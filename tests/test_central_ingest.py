@@ -16,6 +16,7 @@ from central.settings import CentralSettings
 from central.storage import S3Settings, S3Store, crop_key
 from common.messages import Receipt, decode, encode
 from common.topics import edge_topic
+from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
 from tests.ingest_rig import (
     JPEG,
     EdgeRig,
@@ -26,7 +27,6 @@ from tests.ingest_rig import (
     stored_ids,
     wait_for,
 )
-from tests.services import MosquittoFactory, MqttBroker, MqttTestClient
 
 SITE, EDGE = "site1", "edge1"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from central.settings import CentralSettings
+from devtools.services import MosquittoFactory, MqttBroker, PostgresFactory
+from devtools.services.instance import ServiceInstance
 from tests.ingest_rig import EdgeRig, central_mqtt, mqtt_settings, register_edge, stored_ids, wait_for
-from tests.services import MosquittoFactory, MqttBroker, PostgresFactory
-from tests.services.instance import ServiceInstance
 
 SITE, EDGE = "site1", "edge1"
 

@@ -27,11 +27,11 @@ from central.runtime import Runtime, open_object_store
 from central.settings import CentralSettings
 from central.storage import FileSettings
 from central.storage.keys import job_key
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
+from devtools.services import PostgresService
 from tests.central_app import SECRET, Central, make_settings, start_central
 from tests.central_server import serve
 from tests.job_archives import JOBS, batch_entries, build_zip, outcomes, post_zip, wait_done
-from tests.services import PostgresService
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 

@@ -16,8 +16,8 @@ import pytest
 
 from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
 from central.mqtt.options import MqttOptions
-from tests.services import MosquittoFactory, MqttBroker, MqttTestClient
-from tests.services.ports import free_port
+from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
+from devtools.services.ports import free_port
 
 TOPIC = "facegate/v1/s1/e1/events"
 

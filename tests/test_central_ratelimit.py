@@ -14,7 +14,7 @@ from central.auth import (
     RateLimiter,
     RedisRateLimiter,
 )
-from tests.services import RedisFactory, RedisService
+from devtools.services import RedisFactory, RedisService
 
 NOW = 1_700_000_000.0
 SECRET = "test-secret-key-that-is-long-enough-0123456789"

@@ -32,9 +32,9 @@ from central.storage import (
     verify_signed,
 )
 from common.errors import ConfigError, FacegateError
+from devtools.services import S3Factory, S3Service
+from devtools.services import s3 as s3_helpers
 from tests.central_app import s3_settings
-from tests.services import S3Factory, S3Service
-from tests.services import s3 as s3_helpers
 
 SECRET = "test-secret-key-0123456789abcdef"
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4

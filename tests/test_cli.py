@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.badimages import write_bad_images
 from tests.reference import iou
 

@@ -23,10 +23,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from common.messages import Event, Receipt, decode, encode
 from common.topics import edge_topic
+from devtools.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
 from edge.mqtt import LoginRefusedError, MqttClient, MqttSettings
 from edge.outbox import Outbox, OutboxSettings
 from edge.publisher import Publisher, PublisherSettings
-from tests.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
 
 SITE, EDGE = "site1", "edge1"
 EVENTS = edge_topic(SITE, EDGE, "events")

@@ -30,7 +30,7 @@ import yaml
 from psycopg.conninfo import conninfo_to_dict
 
 from central.auth.passwords import mosquitto_hash, password_file_line
-from tests.services.ports import free_port, port_is_listening
+from devtools.services.ports import free_port, port_is_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

@@ -25,9 +25,9 @@ from websockets.sync.client import connect as websocket_connect
 
 from central.settings import CentralSettings
 from demo.tls import make_certificates
-from tests.services.binaries import require_binary
-from tests.services.endpoints import PostgresService, RedisService, S3Service
-from tests.services.ports import free_port, port_is_listening
+from devtools.services.binaries import require_binary
+from devtools.services.endpoints import PostgresService, RedisService, S3Service
+from devtools.services.ports import free_port, port_is_listening
 from tests.test_deploy_compose import COMPOSE, compose_command
 from tests.test_deploy_nginx import (
     assert_security_headers,

@@ -34,12 +34,12 @@ from central.enrollment.jobs_upload import MULTIPART_OVERHEAD
 from central.settings import CentralSettings
 from central.storage.s3 import S3Settings, S3Store
 from demo.tls import CertificateFiles, make_certificates
+from devtools.services import postgres, redis, s3
+from devtools.services.binaries import require_binary
+from devtools.services.endpoints import PostgresService, RedisService, S3Service
+from devtools.services.ports import free_port, port_is_listening
 from tests.central_app import make_settings, s3_settings
 from tests.central_server import serve
-from tests.services import postgres, redis, s3
-from tests.services.binaries import require_binary
-from tests.services.endpoints import PostgresService, RedisService, S3Service
-from tests.services.ports import free_port, port_is_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX_DIR = ROOT / "deploy" / "nginx"

@@ -187,7 +187,7 @@ def test_dockerignore_keeps_local_state_out() -> None:
         ".venv/bin/python",
         ".git/HEAD",
         "tests/test_docker_images.py",
-        "tests/services/fixtures.py",
+        "tests/service_fixtures.py",
         ".mypy_cache/3.11/x.json",
         ".pytest_cache/v/cache/nodeids",
         "common/__pycache__/log.cpython-311.pyc",

@@ -116,14 +116,14 @@ def test_configuration_every_settings_variable_in_a_reference_page() -> None:
 
 
 def test_configuration_documented_variables_all_read_somewhere() -> None:
-    read = _code_variables("central", "common", "edge", "tests/services")
+    read = _code_variables("central", "common", "edge", "devtools/services")
     stale = sorted(set(_documented_defaults()) - read)
     assert not stale, f"docs/configuration.md documents variables nothing reads: {stale}"
 
 
 def test_configuration_test_service_variables_documented() -> None:
     documented = _read(DOCS / "testing-services.md") + _read(CONFIGURATION)
-    missing = sorted(name for name in _code_variables("tests/services") if f"`{name}`" not in documented)
+    missing = sorted(name for name in _code_variables("devtools/services") if f"`{name}`" not in documented)
     assert not missing, f"test-service variables missing from the docs: {missing}"
 
 

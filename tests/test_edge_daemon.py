@@ -14,12 +14,12 @@ import pytest
 
 from common.messages import Heartbeat, Status, decode
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
+from devtools.services.factories import MosquittoFactory
+from devtools.services.mqtt import MqttTestClient, Received
 from tests.central_standin import CentralStandIn
 from tests.edge_device import enroll, free_port
 from tests.edge_rig import FACEGATE, Rig, wait_until
-from tests.services.factories import MosquittoFactory
-from tests.services.mqtt import MqttTestClient, Received
 from tests.videos import RtspServer, compose_visit_video
 
 COMMANDS = "facegate/v1/s1/e1/commands"

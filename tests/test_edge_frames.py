@@ -13,7 +13,7 @@ import pytest
 
 from common.messages import Event, decode
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from edge.assembly import tracker_settings
 from edge.config_schema import BrokerSettings, Camera, CentralSettings, DeviceConfig
 from edge.frames import FrameProcessor, GalleryMatcher

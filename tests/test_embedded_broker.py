@@ -33,7 +33,7 @@ from central.broker.registry import build_registry
 from common.errors import FacegateError
 from demo.broker import CHOICE_ENV, broker_kind, find_mosquitto
 from demo.tls import make_certificates
-from tests.services.ports import free_port, port_is_listening
+from devtools.services.ports import free_port, port_is_listening
 
 pytestmark = pytest.mark.slow
 WAIT = 5.0

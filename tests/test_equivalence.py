@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.faces import DEV_DIR, DEV_REASON, dev_path, read
 from tests.reference import iou, reference_faces
 

@@ -10,7 +10,7 @@ from common.errors import ImageError
 from common.pipeline.image import ImageLimits, decode_image, load_image
 from common.pipeline.imageheader import image_size
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.badimages import png_header_only, write_bad_images
 
 

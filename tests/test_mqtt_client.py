@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from common.backoff import Backoff
 from common.messages import Heartbeat, Receipt, Status, decode, encode
 from common.topics import edge_topic
-from edge.mqtt import Backoff, MqttClient, MqttError, MqttSettings, NotConnectedError, Versions
+from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
+from devtools.services.ports import free_port
+from edge.mqtt import MqttClient, MqttError, MqttSettings, NotConnectedError, Versions
 from edge.publisher import Heartbeats
-from tests.services import MosquittoFactory, MqttBroker, MqttTestClient
-from tests.services.ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 SITE, EDGE = "site1", "edge1"
@@ -65,7 +66,7 @@ def _wait(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
 
 
 def test_backoff_doubles_caps_and_jitters_then_resets() -> None:
-    backoff = Backoff(0.5, 4.0, random.Random(7))
+    backoff = Backoff(0.5, 4.0, rng=random.Random(7))
     delays = [backoff.next() for _ in range(6)]
     caps = [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
     assert all(cap / 2 <= delay <= cap for delay, cap in zip(delays, caps, strict=True))

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
+from devtools.services import MosquittoFactory
 from edge import bench_outbox
 from edge.outbox import Outbox, OutboxSettings, OutboxStats
-from tests.services import MosquittoFactory
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from common.pipeline.align import ARCFACE_TEMPLATE
 from common.pipeline.face import Detection
 from common.pipeline.pipeline import FacePipeline
 from common.pipeline.quality import QualitySettings, assess, pose
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.faces import read
 
 

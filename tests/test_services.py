@@ -9,7 +9,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.services import (
+from devtools.services import (
     MosquittoFactory,
     MqttBroker,
     MqttTestClient,
@@ -22,8 +22,8 @@ from tests.services import (
     ServiceStartError,
     mosquitto,
 )
-from tests.services import s3 as s3_helpers
-from tests.services.ports import free_port, port_is_listening
+from devtools.services import s3 as s3_helpers
+from devtools.services.ports import free_port, port_is_listening
 
 
 def _port_open(host: str, port: int) -> bool:

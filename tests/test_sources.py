@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from edge.source_pacing import RateCap
 from edge.sources import (
     Backoff,

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from common.messages import encode
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
+from devtools.services.endpoints import S3Service
 from tests.ingest_rig import make_event
-from tests.services.endpoints import S3Service
 from tests.system_processes import EdgeProcess, wait_until
 from tests.system_rig import System, crop_exists, private_backends, running_system
 from tests.videos import compose_visit_video

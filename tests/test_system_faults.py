@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from common.sample_faces import SamplePhoto
-from tests.services.endpoints import PostgresService, S3Service
-from tests.services.instance import ServiceInstance
+from demo.sample_faces import SamplePhoto
+from devtools.services.endpoints import PostgresService, S3Service
+from devtools.services.instance import ServiceInstance
 from tests.system_processes import EdgeProcess, wait_until
 from tests.system_rig import System, private_backends, running_system
 from tests.videos import compose_visit_video

@@ -13,7 +13,7 @@ from common.embedding import cosine, l2_normalize
 from common.pipeline.face import Detection, Embedding, Face, Quality
 from common.pipeline.image import Frame as Image
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from edge.crops import CropPolicy, CropSettings, encode_jpeg, face_region
 from edge.sources import Frame
 from edge.tracker import Identity, Tracker, TrackerSettings, TrackEvent

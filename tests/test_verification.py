@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from common.pipeline.pipeline import FacePipeline
-from common.sample_faces import SamplePhoto
+from demo.sample_faces import SamplePhoto
 from tests.faces import DEV_DIR, DEV_REASON
 from tests.labelled import largest_embedding, pairs
 

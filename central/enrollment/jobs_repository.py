@@ -8,8 +8,6 @@ finish, release or renew the job; results are keyed by (job, seq), so a photo pr
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +20,7 @@ from psycopg.types.json import Jsonb
 from central.enrollment.archive import ArchivePlan, SkippedEntry
 from central.enrollment.jobs import JobRead, JobResult, JobStatus, JobSummary
 from central.errors import InvalidInput
+from common.cursor import CursorError, decode_time_id_cursor, encode_time_id_cursor
 
 MAX_SKIPPED_LISTED = 1000
 _LEASE = "now() + make_interval(secs => %s)"
@@ -110,14 +109,13 @@ async def list_jobs(
 
 
 def encode_cursor(created_at: datetime, job_id: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{job_id}".encode()).decode()
+    return encode_time_id_cursor(created_at, job_id)
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
-        created, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
-        return datetime.fromisoformat(created), UUID(job_id)
-    except (binascii.Error, UnicodeError, ValueError) as err:
+        return decode_time_id_cursor(cursor)
+    except CursorError as err:
         raise InvalidInput("cursor is not one this API returned: start again without it") from err
 
 

@@ -32,8 +32,8 @@ from central.ingest.batch import write_dead_letters
 from central.ingest.validate import MALFORMED, TOPIC_MISMATCH, UNKNOWN_EDGE, Rejected
 from central.mqtt.client import CentralMqtt, Incoming
 from common.messages import Heartbeat, MessageError, Status, decode
+from common.mqtt.payload import truncate
 from common.topics import TopicError, parse_topic
-from edge.mqtt import truncate
 
 log = logging.getLogger("central.fleet.state")
 STATUS_FILTER = "facegate/v1/+/+/status"

@@ -41,9 +41,10 @@ from central.ingest.validate import Accepted, Checker, Rejected, unknown
 from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
 from central.settings import CentralSettings
 from central.storage import ObjectStore, StorageError
+from common.backoff import Backoff
 from common.messages import Receipt, encode
+from common.mqtt.payload import truncate
 from common.topics import edge_topic
-from edge.mqtt import Backoff, truncate
 
 log = logging.getLogger("central.ingest")
 EVENTS_FILTER = "facegate/v1/+/+/events"

@@ -40,7 +40,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from central.errors import Unavailable
 from central.mqtt.options import MqttOptions
-from edge.mqtt import LOGIN_REFUSED, Backoff, truncate
+from common.backoff import Backoff
+from common.mqtt.payload import truncate
+from common.mqtt.reasons import LOGIN_REFUSED
 
 log = logging.getLogger("central.mqtt")
 EARLY_ACK_S = 1.0  # an unclaimed PUBACK older than this belongs to no publish() (mids wrap at 65535)

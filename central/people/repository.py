@@ -6,8 +6,6 @@ are invisible here: reads and updates treat them as missing.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -26,6 +24,7 @@ from central.galleries.repository import add_member, get_gallery
 from central.people.schemas import PersonCreate, PersonRead, PersonUpdate
 from central.runtime import Runtime
 from central.schemas import check_metadata
+from common.cursor import CursorError, decode_time_id_cursor, encode_time_id_cursor
 
 _COLUMNS = """
 p.id, p.external_id, p.display_name, p.metadata,
@@ -151,8 +150,7 @@ async def update_person(conn: AsyncConnection[Any], person_id: UUID, data: Perso
 
 
 def encode_cursor(created_at: datetime, person_id: UUID) -> str:
-    raw = f"{created_at.isoformat()}|{person_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_time_id_cursor(created_at, person_id)
 
 
 def decode_cursor(cursor: str | None) -> tuple[datetime, UUID]:
@@ -160,13 +158,8 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID]:
     if not cursor:
         return _EPOCH_CURSOR
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, _, pid = raw.partition("|")
-        created_at = datetime.fromisoformat(stamp)
-        if created_at.tzinfo is None:
-            raise ValueError("cursor time without timezone")
-        return created_at, UUID(pid)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as err:
+        return decode_time_id_cursor(cursor)
+    except CursorError as err:
         raise InvalidInput("invalid cursor: pass the `next` value of the previous page unchanged") from err
 
 

@@ -1,19 +1,20 @@
-"""`facegate bench ...`: benchmarks live in the package they measure; this only wires them in."""
+"""`facegate bench ...`: each benchmark lives in the package it measures and registers itself under the
+`facegate.bench` entry points (pipeline, match and outbox in `edge`, ingest in `central`), so an
+installed edge box can measure itself. Benchmarks that span both sides live in `bench/`."""
 
 from __future__ import annotations
 
 from typing import Any
 
+BENCH_GROUP = "facegate.bench"
+
 
 def register(sub: Any) -> None:
-    from central.bench_ingest import register as register_ingest
-    from edge.bench_match import register as register_match
-    from edge.bench_outbox import register as register_outbox
-    from edge.bench_pipeline import register as register_pipeline
+    from common.cli import registered
 
-    parser = sub.add_parser("bench", help="benchmarks (pipeline on an edge box)")
+    parser = sub.add_parser(
+        "bench", help="benchmarks (pipeline, match, outbox on an edge box; ingest on central)"
+    )
     bsub = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    register_pipeline(bsub)
-    register_match(bsub)
-    register_outbox(bsub)
-    register_ingest(bsub)
+    for register_benchmark in registered(BENCH_GROUP):
+        register_benchmark(bsub)

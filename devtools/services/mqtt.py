@@ -14,7 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.services.endpoints import MqttBroker
+from devtools.services.endpoints import MqttBroker
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.services.readiness import wait_for
+from devtools.services.readiness import wait_for
 
 _PROC = Path("/proc")
 

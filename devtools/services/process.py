@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.services import proctree
+from devtools.services import proctree
 
 
 class LocalProcess:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-from tests.services.ports import port_is_listening
+from devtools.services.ports import port_is_listening
 
 T = TypeVar("T")
 Probe = Callable[[], None]

@@ -12,11 +12,11 @@ from typing import Literal
 
 from minio import Minio
 
-from tests.services.endpoints import S3Service
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError
+from devtools.services.endpoints import S3Service
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess
+from devtools.services.readiness import NotReadyError, Probe, ServiceStartError
 
 ENV_S3 = "FACEGATE_TEST_S3"
 """auto (default): moto_server from the venv, else `minio` from PATH; moto or minio: force that one."""
@@ -95,7 +95,7 @@ def local_instance(workdir: Path, *, ready_timeout: float = 30.0) -> ServiceInst
 def container_instance(workdir: Path) -> ServiceInstance[S3Service]:
     from testcontainers.core.container import DockerContainer
 
-    from tests.services.docker import container_instance as wrap
+    from devtools.services.docker import container_instance as wrap
 
     container = (
         DockerContainer(MINIO_IMAGE)

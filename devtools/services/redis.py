@@ -9,11 +9,11 @@ from pathlib import Path
 
 import redis
 
-from tests.services.endpoints import RedisService
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering
+from devtools.services.endpoints import RedisService
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess
+from devtools.services.readiness import NotReadyError, Probe, ServiceStartError, answering
 
 IMAGE = "redis:7-alpine"
 SHARED = RedisService(host="127.0.0.1", port=6379)
@@ -84,7 +84,7 @@ def container_instance(
 ) -> ServiceInstance[RedisService]:
     from testcontainers.core.container import DockerContainer
 
-    from tests.services.docker import container_instance as wrap
+    from devtools.services.docker import container_instance as wrap
 
     argv = ["redis-server", *server_args(persistence=persistence), *extra_args]
     return wrap(

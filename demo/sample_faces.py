@@ -26,7 +26,7 @@ import numpy.typing as npt
 
 from common.errors import FacegateError
 
-log = logging.getLogger("common.sample_faces")  # not "__main__" under `python -m`
+log = logging.getLogger("demo.sample_faces")  # not "__main__" under `python -m`
 
 SAMPLE_DIR_DEFAULT: Final = Path("~/.cache/facegate/samples")
 ARCHIVE_REQUIREMENT: Final = "face_recognition==1.3.0"
@@ -209,7 +209,7 @@ def _write_verified(spec: _Spec, target: Path, data: bytes) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m common.sample_faces [DIR]`: fetch the samples, print `name<TAB>person<TAB>path` each."""
+    """`python -m demo.sample_faces [DIR]`: fetch the samples, print `name<TAB>person<TAB>path` each."""
     from common.log import setup_logging
 
     args = sys.argv[1:] if argv is None else argv

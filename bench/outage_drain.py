@@ -1,4 +1,7 @@
-"""`facegate bench ingest --outage-events N`: the backlog drain after an outage, end to end, with receipts.
+"""The backlog drain after an outage, end to end, with receipts: `python -m bench.outage_drain`.
+
+It sits above both sides (it runs edge and central code), so it is not a `facegate bench` command;
+`facegate bench ingest` (central/bench_ingest.py) measures central's side alone.
 
 Each simulated edge is its own process running the production edge side (`edge.outbox.Outbox`,
 `edge.mqtt.MqttClient`, `edge.publisher.Publisher`) over an outbox preloaded with N events, as an edge
@@ -9,24 +12,46 @@ published, committed in PostgreSQL, acknowledged, receipted and deleted from its
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
 
-from common.messages import Event, encode
+from central.bench_ingest import SITE, consumer_command, private_broker, sample_event, scratch_database
+from common.messages import encode
 from common.topics import edge_topic
 
-SITE = "bench"
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.outage_drain", description=__doc__)
+    parser.add_argument(
+        "--database-url", required=True, help="PostgreSQL server (a scratch database is made)"
+    )
+    parser.add_argument("--events", type=int, default=10_000, help="events per edge's outbox (default 10000)")
+    parser.add_argument("--edges", type=int, default=2, help="simulated edges (default 2)")
+    parser.add_argument("--batch", type=int, default=500, help="central's ingest batch size (default 500)")
+    parser.add_argument("--broker", default="", help="host:port of a broker (default: start a private one)")
+    parser.add_argument(
+        "--edge-worker", nargs=3, metavar=("BROKER", "EDGE", "OUTBOX"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.edge_worker:
+        return edge_worker(*args.edge_worker)
+    with private_broker(args.broker) as broker, scratch_database(args.database_url) as dsn:
+        rate = outage_drain(broker, dsn, args.edges, args.events, consumer_command(dsn, args.batch))
+    print(f"outage drain: {args.edges} edges x {args.events} events in their outboxes, batch {args.batch}")
+    print(f"{'path':<30} {'events/s':>10}")
+    print(f"{f'outage drain, {args.edges} edges':<30} {rate:>10.0f}")
+    return 0
 
 
-def outage_drain(  # noqa: PLR0917  # the benchmark's knobs
-    broker: str, dsn: str, batch: int, edges: int, per_edge: int, consumer: list[str]
-) -> float:
+def outage_drain(broker: str, dsn: str, edges: int, per_edge: int, consumer: list[str]) -> float:
     """Events/s from the edges' connect until every outbox is empty. `consumer` is the command line of
     one ingest worker (without its --worker arguments)."""
     names = [f"outage{i}" for i in range(edges)]
@@ -46,7 +71,7 @@ def outage_drain(  # noqa: PLR0917  # the benchmark's knobs
         )
         workers = [
             subprocess.Popen(
-                [*consumer, "--edge-worker", broker, name, str(path)],
+                [sys.executable, "-m", "bench.outage_drain", "--edge-worker", broker, name, str(path)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -82,24 +107,6 @@ def _send(process: subprocess.Popen[str], line: str) -> None:
     assert process.stdin is not None
     process.stdin.write(line + "\n")
     process.stdin.flush()
-
-
-def sample_event(seq: int, edge: str) -> Event:
-    """The unknown-face event both ingest benchmarks publish (site `bench`, camera `cam1`)."""
-    return Event(
-        site=SITE,
-        edge=edge,
-        camera="cam1",
-        seq=seq,
-        track_id=seq,
-        kind="unknown",
-        person_id=None,
-        score=0.2,
-        threshold=0.36,
-        quality=0.8,
-        bbox=(10.0, 20.0, 64.0, 80.0),
-        model="sface-2021dec",
-    )
 
 
 def _fill(path: Path, edge: str, count: int) -> None:
@@ -138,3 +145,7 @@ def edge_worker(broker: str, edge: str, outbox_path: str) -> int:
             publisher.stop()
             client.stop()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, TypeVar
 
 from docker.errors import DockerException, NotFound  # type: ignore[import-untyped]  # docker-py ships no stubs
 
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.readiness import Probe, wait_for
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.readiness import Probe, wait_for
 
 if TYPE_CHECKING:
     from testcontainers.core.container import DockerContainer

@@ -16,17 +16,17 @@ from typing import Literal, TypeVar
 
 import pytest
 
-from tests.services import mosquitto, postgres, redis, s3
-from tests.services.docker import docker_enabled
-from tests.services.endpoints import MqttBroker, PostgresService, RedisService, S3Service
-from tests.services.factories import (
+from devtools.services import mosquitto, postgres, redis, s3
+from devtools.services.docker import docker_enabled
+from devtools.services.endpoints import MqttBroker, PostgresService, RedisService, S3Service
+from devtools.services.factories import (
     InstanceFactory,
     MosquittoFactory,
     PostgresFactory,
     RedisFactory,
     S3Factory,
 )
-from tests.services.mqtt import clear_retained
+from devtools.services.mqtt import clear_retained
 
 E = TypeVar("E")
 Backend = Literal["docker", "local"]

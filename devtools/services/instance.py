@@ -7,14 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
-from tests.services.readiness import Probe, wait_for, wait_until_ready
+from devtools.services.readiness import Probe, wait_for, wait_until_ready
 
 E = TypeVar("E")
 _log = logging.getLogger(__name__)
 
 
 class Backend(Protocol):
-    """How a server is run: tests.services.process.LocalProcess or tests.services.docker.ContainerBackend."""
+    """How a server is run: `process.LocalProcess` or `docker.ContainerBackend` (devtools.services)."""
 
     def launch(self) -> None: ...
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from tests.services.endpoints import PostgresService
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess, user_ids
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering
+from devtools.services.endpoints import PostgresService
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess, user_ids
+from devtools.services.readiness import NotReadyError, Probe, ServiceStartError, answering
 
 IMAGE = "postgres:15-alpine"  # same major version as Debian 12's apt package
 SHARED = PostgresService(host="127.0.0.1", port=5432, user="postgres", dbname="test")
@@ -135,7 +135,7 @@ def _initdb(bin_dir: Path, data: Path, log_path: Path, run_as: str | None) -> No
 def container_instance(workdir: Path) -> ServiceInstance[PostgresService]:
     from testcontainers.core.container import DockerContainer
 
-    from tests.services.docker import container_instance as wrap
+    from devtools.services.docker import container_instance as wrap
 
     container = (
         DockerContainer(IMAGE)

@@ -9,11 +9,11 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.services.endpoints import MqttBroker
-from tests.services.instance import ServiceInstance
-from tests.services.ports import free_port
-from tests.services.process import LocalProcess
-from tests.services.readiness import NotReadyError, Probe, ServiceStartError, answering, wait_for
+from devtools.services.endpoints import MqttBroker
+from devtools.services.instance import ServiceInstance
+from devtools.services.ports import free_port
+from devtools.services.process import LocalProcess
+from devtools.services.readiness import NotReadyError, Probe, ServiceStartError, answering, wait_for
 
 IMAGE = "eclipse-mosquitto:2.0"
 SHARED = MqttBroker(host="127.0.0.1", port=1883)
@@ -72,7 +72,7 @@ def render_config(
     """mosquitto.conf text. Persistence saves after every change (autosave_on_changes, interval 1), so a
     retained message or QoS>0 session state is on disk soon after it is accepted and survives SIGKILL.
     `extra_config` lines come last; for single-valued options the last occurrence wins."""
-    lines = ["# written by tests/services/mosquitto.py", f"listener {listener}", "allow_anonymous true"]
+    lines = ["# written by devtools/services/mosquitto.py", f"listener {listener}", "allow_anonymous true"]
     lines += [
         "log_dest stderr",
         "log_type error",
@@ -128,7 +128,7 @@ def container_instance(
 ) -> ServiceInstance[MqttBroker]:
     from testcontainers.core.container import DockerContainer
 
-    from tests.services.docker import container_instance as wrap
+    from devtools.services.docker import container_instance as wrap
 
     text = render_config(
         "1883", persistence_dir=CONTAINER_DATA if persistence else None, extra_config=extra_config

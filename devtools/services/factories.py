@@ -9,9 +9,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Generic, Self, TypeVar
 
-from tests.services import mosquitto, postgres, redis, s3
-from tests.services.endpoints import MqttBroker, PostgresService, RedisService, S3Service
-from tests.services.instance import ServiceInstance
+from devtools.services import mosquitto, postgres, redis, s3
+from devtools.services.endpoints import MqttBroker, PostgresService, RedisService, S3Service
+from devtools.services.instance import ServiceInstance
 
 E = TypeVar("E")
 
