@@ -98,29 +98,52 @@ def container_instance(
     )
 
 
+CLAIM_KEY = "facegate-test:claim:{db}"
+CLAIM_TTL_S = 1800
+"""A claim (in db 0) outlives no test: a killed run's claims expire, a finished test deletes its own."""
+
+
 def claim_database(server: RedisService) -> RedisService:
-    """`server` narrowed to an empty database from TEST_DBS, with a unique key prefix for this test."""
+    """`server` narrowed to an empty database from TEST_DBS, with a unique key prefix for this test.
+
+    The claim is atomic (SET NX of a key in db 0), so parallel test processes (pytest-xdist workers,
+    two suites on one machine) never share a database number."""
     prefix = f"test:{uuid.uuid4().hex[:12]}:"
-    for db in TEST_DBS:
-        candidate = RedisService(host=server.host, port=server.port, db=db, key_prefix=prefix)
-        conn = client(candidate)
-        try:
-            if conn.dbsize() == 0:
-                return candidate
-        except redis.ResponseError:
-            break  # `databases` is configured lower than this number
-        finally:
-            conn.close()
+    admin = client(server)
+    try:
+        for db in TEST_DBS:
+            candidate = RedisService(host=server.host, port=server.port, db=db, key_prefix=prefix)
+            if not admin.set(CLAIM_KEY.format(db=db), prefix, nx=True, ex=CLAIM_TTL_S):
+                continue
+            conn = client(candidate)
+            try:
+                if conn.dbsize() == 0:
+                    return candidate
+            except redis.ResponseError:
+                admin.delete(CLAIM_KEY.format(db=db))
+                break  # `databases` is configured lower than this number
+            finally:
+                conn.close()
+            admin.delete(CLAIM_KEY.format(db=db))  # not empty: left by someone else
+    finally:
+        admin.close()
     raise RuntimeError(
-        f"no empty Redis database among {TEST_DBS.start}..{TEST_DBS.stop - 1} on {server.host}:{server.port};"
-        " flush stale test data or set FACEGATE_TEST_REUSE_LOCAL=0 to use a private server"
+        f"no free empty Redis database among {TEST_DBS.start}..{TEST_DBS.stop - 1} on "
+        f"{server.host}:{server.port}; flush stale test data or set FACEGATE_TEST_REUSE_LOCAL=0 to use "
+        "a private server"
     )
 
 
 def release_database(service: RedisService) -> None:
-    """FLUSHDB on the test's own database only."""
+    """FLUSHDB on the test's own database only, then give its number back."""
     conn = client(service)
     try:
         conn.flushdb()
     finally:
         conn.close()
+    admin = client(RedisService(host=service.host, port=service.port))
+    try:
+        if admin.get(CLAIM_KEY.format(db=service.db)) == service.key_prefix.encode():
+            admin.delete(CLAIM_KEY.format(db=service.db))
+    finally:
+        admin.close()
