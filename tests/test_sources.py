@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from demo.sample_faces import SamplePhoto
-from edge.source_pacing import RateCap
-from edge.sources import (
+from edge.camera.pacing import RateCap
+from edge.camera.sources import (
     Backoff,
     CameraSource,
     Frame,

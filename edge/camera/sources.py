@@ -39,8 +39,8 @@ from urllib.parse import urlparse
 
 from common.pipeline.image import Frame as Image
 from common.pipeline.image import ImageLimits
-from edge.source_pacing import Mailbox, Pacer, RateCap
-from edge.source_readers import (
+from edge.camera.pacing import Mailbox, Pacer, RateCap
+from edge.camera.readers import (
     EndOfVideo,
     FolderOrder,
     FolderReader,
@@ -52,7 +52,7 @@ from edge.source_readers import (
     redact,
 )
 
-log = logging.getLogger("edge.sources")
+log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"})
 
