@@ -29,7 +29,7 @@ import yaml
 from common.messages import Snapshot, SnapshotTemplate, embedding_bytes
 from common.pipeline.image import ImageLimits, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings
-from edge.gallery import Gallery
+from edge.gallery.cache import Gallery
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-dev"
 PEOPLE = {

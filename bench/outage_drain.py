@@ -3,11 +3,11 @@
 It sits above both sides (it runs edge and central code), so it is not a `facegate bench` command;
 `facegate bench ingest` (central/bench_ingest.py) measures central's side alone.
 
-Each simulated edge is its own process running the production edge side (`edge.outbox.Outbox`,
-`edge.mqtt.MqttClient`, `edge.publisher.Publisher`) over an outbox preloaded with N events, as an edge
-holds them after central or the link was away. Central's consumer runs in its own process. The clock
-runs from the moment the edges connect until every outbox is empty, i.e. until every event was
-published, committed in PostgreSQL, acknowledged, receipted and deleted from its outbox.
+Each simulated edge is its own process running the production edge side (`edge.delivery.outbox.Outbox`,
+`edge.delivery.mqtt.MqttClient`, `edge.delivery.publisher.Publisher`) over an outbox preloaded with N
+events, as an edge holds them after central or the link was away. Central's consumer runs in its own
+process. The clock runs from the moment the edges connect until every outbox is empty, i.e. until every
+event was published, committed in PostgreSQL, acknowledged, receipted and deleted from its outbox.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def _send(process: subprocess.Popen[str], line: str) -> None:
 
 def _fill(path: Path, edge: str, count: int) -> None:
     """Preload an outbox (synchronous=NORMAL only to fill it fast; the drain uses the default FULL)."""
-    from edge.outbox import Outbox, OutboxSettings
+    from edge.delivery.outbox import Outbox, OutboxSettings
 
     topic = edge_topic(SITE, edge, "events")
     with Outbox(path, OutboxSettings(synchronous="NORMAL")) as outbox:
@@ -122,9 +122,9 @@ def _fill(path: Path, edge: str, count: int) -> None:
 
 def edge_worker(broker: str, edge: str, outbox_path: str) -> int:
     """One edge: prints "ready", connects on "go", prints "empty" once its outbox is empty."""
-    from edge.mqtt import MqttClient, MqttSettings
-    from edge.outbox import Outbox
-    from edge.publisher import Publisher
+    from edge.delivery.mqtt import MqttClient, MqttSettings
+    from edge.delivery.outbox import Outbox
+    from edge.delivery.publisher import Publisher
 
     host, port = broker.rsplit(":", 1)
     with Outbox(outbox_path) as outbox:

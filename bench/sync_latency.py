@@ -4,8 +4,9 @@
 
 Starts a private Mosquitto, `facegate central serve` (a real process, MQTT on, so the gallery
 distributor runs; filesystem object store; scratch database on the local PostgreSQL) and one process
-holding N edges that run only the gallery-sync client: edge/mqtt.py + edge/sync.py + edge/gallery.py +
-edge/snapshots.py, each with its own SQLite gallery in a temporary folder, as edge/daemon.py wires them.
+holding N edges that run only the gallery-sync client: edge/delivery/mqtt.py + edge/gallery/sync.py +
+edge/gallery/cache.py + edge/gallery/snapshots.py, each with its own SQLite gallery in a temporary
+folder, as edge/daemon.py wires them.
 The edges process polls every edge's in-memory gallery version every 2 ms and reports each new minimum
 with its CLOCK_MONOTONIC time (shared by the processes).
 
@@ -44,8 +45,8 @@ from common.models.fetch import fetch_models, models_dir  # noqa: E402
 from demo.sample_faces import fetch_samples  # noqa: E402
 from devtools.services import postgres  # noqa: E402
 from devtools.services.ports import free_port  # noqa: E402
-from edge.gallery import Gallery  # noqa: E402
-from edge.mqtt import Versions  # noqa: E402
+from edge.delivery.mqtt import Versions  # noqa: E402
+from edge.gallery.cache import Gallery  # noqa: E402
 
 DEV_DIR = HERE.parent.parent / "shared" / "data" / "faces-dev"
 SECRET = "bench-secret-key-with-at-least-32-bytes-0123456789"
@@ -213,9 +214,9 @@ class central:  # noqa: N801  # a context manager used like a function
 
 def edges_worker(broker: str, url: str, key: str, count: str, folder: str) -> int:
     """N gallery-sync edges in this process; prints each new minimum gallery version with its time."""
-    from edge.mqtt import MqttClient, MqttSettings
-    from edge.snapshots import SnapshotFetcher
-    from edge.sync import GallerySync
+    from edge.delivery.mqtt import MqttClient, MqttSettings
+    from edge.gallery.snapshots import SnapshotFetcher
+    from edge.gallery.sync import GallerySync
 
     host, port = broker.rsplit(":", 1)
     galleries: list[Gallery] = []

@@ -1,1 +1,2 @@
-"""The edge box: cameras, tracker, gallery, matcher, outbox, MQTT client, and its benchmarks."""
+"""The edge box, by component: camera, inference, gallery, delivery, config, ops and bench; the daemon,
+its settings wiring (assembly) and the `facegate edge` commands (cli) at the top (edge/README.md)."""

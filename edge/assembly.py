@@ -6,14 +6,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from common.errors import ConfigError
-from edge import config_schema as cfg
-from edge.crops import CropSettings
-from edge.index import IndexSettings
-from edge.mqtt import MqttSettings
-from edge.outbox import OutboxSettings
-from edge.publisher import PublisherSettings
-from edge.sources import SourceKind, SourceSettings
-from edge.tracker import TrackerSettings
+from edge.camera.sources import SourceKind, SourceSettings
+from edge.config import schema as cfg
+from edge.delivery.mqtt import MqttSettings
+from edge.delivery.outbox import OutboxSettings
+from edge.delivery.publisher import PublisherSettings
+from edge.gallery.index import IndexSettings
+from edge.inference.crops import CropSettings
+from edge.inference.tracker import TrackerSettings
 
 
 def mqtt_settings(config: cfg.DeviceConfig) -> MqttSettings:

@@ -8,7 +8,8 @@ from typing import Any
 
 
 def register(sub: Any) -> None:
-    from edge import config_cli, gallery_cli
+    from edge.config import cli as config_cli
+    from edge.gallery import cli as gallery_cli
 
     parser = sub.add_parser("edge", help="the edge box: daemon, configuration, local gallery")
     esub = parser.add_subparsers(dest="edge_command", required=True, metavar="ACTION")

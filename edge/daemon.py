@@ -25,22 +25,22 @@ from common.messages import Command, MessageError, decode
 from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
-from edge.config import load_config
-from edge.config_schema import Camera, DeviceConfig
-from edge.frames import FrameProcessor, GalleryMatcher
-from edge.gallery import Gallery
-from edge.health import HealthServer
-from edge.matcher import Matcher
-from edge.metrics import EdgeMetrics
-from edge.mqtt import Handler, MqttClient, Versions
-from edge.outbox import Outbox
-from edge.publisher import Heartbeats, Publisher
-from edge.sequence import Sequences
-from edge.snapshots import SnapshotFetcher
-from edge.sources import CameraSource, SourceState, StateChange
-from edge.stats import heartbeat, live_readings
-from edge.sync import GallerySync
-from edge.tracker import Tracker
+from edge.camera.sources import CameraSource, SourceState, StateChange
+from edge.config.loader import load_config
+from edge.config.schema import Camera, DeviceConfig
+from edge.delivery.mqtt import Handler, MqttClient, Versions
+from edge.delivery.outbox import Outbox
+from edge.delivery.publisher import Heartbeats, Publisher
+from edge.delivery.sequence import Sequences
+from edge.gallery.cache import Gallery
+from edge.gallery.matcher import Matcher
+from edge.gallery.snapshots import SnapshotFetcher
+from edge.gallery.sync import GallerySync
+from edge.inference.frames import FrameProcessor, GalleryMatcher
+from edge.inference.tracker import Tracker
+from edge.ops.health import HealthServer
+from edge.ops.metrics import EdgeMetrics
+from edge.ops.stats import heartbeat, live_readings
 
 log = logging.getLogger(__name__)
 SOFTWARE = "facegate-edge/0.1.0"

@@ -48,14 +48,14 @@ from common.cli import main as real_main
 
 def main():
     if sys.argv[1:3] == ["edge", "run"]:
-        import edge.health
+        import edge.ops.health
 
-        original = edge.health.HealthServer.__init__
+        original = edge.ops.health.HealthServer.__init__
 
         def init(self, host, port, registry, readiness):
             original(self, host, port, registry, lambda: {**readiness(), "canary_release": False})
 
-        edge.health.HealthServer.__init__ = init
+        edge.ops.health.HealthServer.__init__ = init
     return real_main()
 '''
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from common.errors import ConfigError
-from edge.config import load_config
+from edge.config.loader import load_config
 
 
 def minimal() -> dict[str, Any]:

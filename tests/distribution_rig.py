@@ -1,7 +1,7 @@
 """A gallery-sync edge for distribution tests, from the edge's production parts: its MQTT client
-(edge/mqtt.py), gallery cache (edge/gallery.py), sync client (edge/sync.py) and snapshot fetcher; the
-command handling mirrors the daemon's (edge/daemon.py `_on_command`). Plus central replicas served
-by uvicorn over the same database, and what central's database says a gallery holds."""
+(edge/delivery/mqtt.py), gallery cache (edge/gallery/cache.py), sync client (edge/gallery/sync.py) and
+snapshot fetcher; the command handling mirrors the daemon's (edge/daemon.py `_on_command`). Plus central
+replicas served by uvicorn over the same database, and what central's database says a gallery holds."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from central.settings import CentralSettings
 from common.messages import Command, decode
 from common.topics import edge_topic
 from devtools.services.endpoints import MqttBroker
-from edge.gallery import Gallery
-from edge.mqtt import MqttClient, MqttSettings, Versions
-from edge.snapshots import SnapshotFetcher
-from edge.sync import GallerySync
+from edge.delivery.mqtt import MqttClient, MqttSettings, Versions
+from edge.gallery.cache import Gallery
+from edge.gallery.snapshots import SnapshotFetcher
+from edge.gallery.sync import GallerySync
 from tests.central_server import serve
 from tests.gallery_rows import MODEL
 

@@ -9,7 +9,7 @@ import yaml
 
 from common.messages import Snapshot, SnapshotTemplate, embedding_bytes
 from common.pipeline.pipeline import FacePipeline
-from edge.gallery import Gallery
+from edge.gallery.cache import Gallery
 from tests.labelled import largest_embedding
 
 

@@ -23,9 +23,9 @@ from central.settings import CentralSettings
 from common.messages import Event, encode
 from common.topics import edge_topic
 from devtools.services import MqttBroker
-from edge.mqtt import MqttClient, MqttSettings
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import Publisher, PublisherSettings
+from edge.delivery.mqtt import MqttClient, MqttSettings
+from edge.delivery.outbox import Outbox, OutboxSettings
+from edge.delivery.publisher import Publisher, PublisherSettings
 from tests.central_app import Central, start_central
 
 JPEG = b"\xff\xd8\xff\xe0" + b"crop" * 64

@@ -15,7 +15,7 @@ from central.settings import CentralSettings
 from common.messages import CameraState, Heartbeat, Status, encode
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
-from edge.mqtt import MqttClient, MqttSettings, Versions
+from edge.delivery.mqtt import MqttClient, MqttSettings, Versions
 from tests.ingest_rig import central_mqtt, mqtt_settings, register_edge, wait_for
 
 SITE, EDGE = "site1", "edge1"

@@ -13,8 +13,8 @@ import pytest
 
 from central.storage import S3Settings, S3Store
 from common.messages import Snapshot, decode_snapshot
-from edge.gallery import Gallery
-from edge.snapshots import SnapshotFetcher
+from edge.gallery.cache import Gallery
+from edge.gallery.snapshots import SnapshotFetcher
 from tests.central_app import Central
 from tests.gallery_rows import (
     MODEL,

@@ -24,9 +24,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common.messages import Event, Receipt, decode, encode
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
-from edge.mqtt import LoginRefusedError, MqttClient, MqttSettings
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import Publisher, PublisherSettings
+from edge.delivery.mqtt import LoginRefusedError, MqttClient, MqttSettings
+from edge.delivery.outbox import Outbox, OutboxSettings
+from edge.delivery.publisher import Publisher, PublisherSettings
 
 SITE, EDGE = "site1", "edge1"
 EVENTS = edge_topic(SITE, EDGE, "events")
@@ -231,7 +231,7 @@ def test_delivery_refused_login_stops_retrying_with_clear_error(
     # allow_anonymous stays true: the fixture's readiness probe connects anonymously. A client that
     # presents credentials is checked against the password file all the same.
     instance = _broker_with_passwords(mosquitto_factory, passwords)
-    caplog.set_level(logging.ERROR, logger="edge.mqtt")
+    caplog.set_level(logging.ERROR, logger="edge.delivery.mqtt")
     with _edge(tmp_path, instance.endpoint, username=EDGE, password="wrong") as edge:
         edge.write(3)
         assert not edge.client.wait_connected(3)

@@ -30,9 +30,9 @@ import yaml
 
 from common.models.fetch import WHEEL_MEMBER_DIR
 from common.models.manifest import DEFAULT_MODELS, SFACE, sha256_file
-from edge.config_schema import HealthSettings
-from edge.health import HealthServer
-from edge.metrics import EdgeMetrics
+from edge.config.schema import HealthSettings
+from edge.ops.health import HealthServer
+from edge.ops.metrics import EdgeMetrics
 from tests.dockerfiles import DockerIgnore, Stage, stages
 from tests.image_breakages import BREAKAGES
 from tests.image_install import Install, start_install

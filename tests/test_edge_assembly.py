@@ -9,7 +9,7 @@ import pytest
 
 from common.errors import ConfigError
 from edge import assembly
-from edge.config_schema import BrokerSettings, Camera, CentralSettings, DeviceConfig, GallerySettings
+from edge.config.schema import BrokerSettings, Camera, CentralSettings, DeviceConfig, GallerySettings
 
 
 def _config(url: str, **broker: object) -> DeviceConfig:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from common.errors import ConfigError
-from edge.config import DeviceConfig, load_config, validate_files
-from edge.config_checks import infer_kind
+from edge.config.checks import infer_kind
+from edge.config.loader import DeviceConfig, load_config, validate_files
 from tests.device_files import minimal, problem, write
 
 ROOT = Path(__file__).resolve().parent.parent

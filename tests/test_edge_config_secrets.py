@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from edge.config import load_config, load_profile
+from edge.config.loader import load_config, load_profile
 from tests.device_files import minimal, problem, write
 
 # --- secrets ----------------------------------------------------------------------------------------

@@ -15,15 +15,15 @@ from common.messages import Event, decode
 from common.pipeline.pipeline import FacePipeline
 from demo.sample_faces import SamplePhoto
 from edge.assembly import tracker_settings
-from edge.config_schema import BrokerSettings, Camera, CentralSettings, DeviceConfig
-from edge.frames import FrameProcessor, GalleryMatcher
-from edge.gallery import Gallery
-from edge.matcher import Matcher
-from edge.metrics import EdgeMetrics
-from edge.outbox import Outbox
-from edge.sequence import Sequences
-from edge.sources import Frame
-from edge.tracker import Tracker
+from edge.camera.sources import Frame
+from edge.config.schema import BrokerSettings, Camera, CentralSettings, DeviceConfig
+from edge.delivery.outbox import Outbox
+from edge.delivery.sequence import Sequences
+from edge.gallery.cache import Gallery
+from edge.gallery.matcher import Matcher
+from edge.inference.frames import FrameProcessor, GalleryMatcher
+from edge.inference.tracker import Tracker
+from edge.ops.metrics import EdgeMetrics
 from tests.edge_device import enroll
 from tests.faces import read
 

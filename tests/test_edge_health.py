@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.health import HealthServer
-from edge.metrics import EdgeMetrics
-from edge.sequence import Sequences
+from edge.delivery.sequence import Sequences
+from edge.ops.health import HealthServer
+from edge.ops.metrics import EdgeMetrics
 
 
 def _get(url: str) -> tuple[int, bytes]:

@@ -24,8 +24,8 @@ from common.messages import (
     embedding_bytes,
     encode_snapshot,
 )
-from edge.gallery import Gallery, GalleryError, GalleryModelError, GalleryVersionError
-from edge.index import IndexSettings
+from edge.gallery.cache import Gallery, GalleryError, GalleryModelError, GalleryVersionError
+from edge.gallery.index import IndexSettings
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")
 MODEL, DIM = "sface-2021dec", 32

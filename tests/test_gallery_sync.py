@@ -23,9 +23,9 @@ from common.messages import (
     encode,
     encode_snapshot,
 )
-from edge.gallery import Gallery
-from edge.snapshots import SnapshotFetcher
-from edge.sync import GallerySync
+from edge.gallery.cache import Gallery
+from edge.gallery.snapshots import SnapshotFetcher
+from edge.gallery.sync import GallerySync
 
 MODEL = "sface-2021dec"
 RNG = np.random.default_rng(7)

@@ -10,9 +10,9 @@ import pytest
 from numpy.typing import NDArray
 
 from common.messages import GalleryChange, Template, embedding_bytes
-from edge.gallery import Gallery
-from edge.index import IndexSettings
-from edge.matcher import Match, Matcher
+from edge.gallery.cache import Gallery
+from edge.gallery.index import IndexSettings
+from edge.gallery.matcher import Match, Matcher
 
 MODEL, DIM = "sface-2021dec", 32
 QUERY = np.eye(DIM, dtype=np.float32)[0]

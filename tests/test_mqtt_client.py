@@ -22,8 +22,8 @@ from common.messages import Heartbeat, Receipt, Status, decode, encode
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
 from devtools.services.ports import free_port
-from edge.mqtt import MqttClient, MqttError, MqttSettings, NotConnectedError, Versions
-from edge.publisher import Heartbeats
+from edge.delivery.mqtt import MqttClient, MqttError, MqttSettings, NotConnectedError, Versions
+from edge.delivery.publisher import Heartbeats
 
 REPO = Path(__file__).resolve().parents[1]
 SITE, EDGE = "site1", "edge1"
@@ -103,7 +103,7 @@ def test_mqtt_client_stop_publishes_retained_offline_status(mosquitto_factory: M
 
 _KILLED_EDGE = """
 import sys, time
-from edge.mqtt import MqttClient, MqttSettings
+from edge.delivery.mqtt import MqttClient, MqttSettings
 settings = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), keepalive_s=5)
 client = MqttClient(settings, site="site1", edge="edge1")
 client.start()
@@ -234,7 +234,7 @@ def test_mqtt_client_malformed_message_is_logged_truncated_counted_and_loop_cont
     broker = mosquitto_factory().endpoint
     topic = edge_topic(SITE, EDGE, "receipts")
     receipts: queue.Queue[list[str]] = queue.Queue()
-    caplog.set_level(logging.WARNING, logger="edge.mqtt")
+    caplog.set_level(logging.WARNING, logger="edge.delivery.mqtt")
     with _edge(broker) as client, MqttTestClient(broker) as central:
         client.subscribe(topic, lambda _t, payload: receipts.put(decode(payload, Receipt).event_ids))
         assert _wait(lambda: client.counters.connects == 1)

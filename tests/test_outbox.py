@@ -16,8 +16,8 @@ import pytest
 
 from common.errors import ConfigError
 from devtools.services import MosquittoFactory
-from edge import bench_outbox
-from edge.outbox import Outbox, OutboxSettings, OutboxStats
+from edge.bench import outbox as bench_outbox
+from edge.delivery.outbox import Outbox, OutboxSettings, OutboxStats
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -186,7 +186,7 @@ def test_outbox_concurrent_puts_from_threads_all_kept(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
-from edge.outbox import Outbox, OutboxSettings
+from edge.delivery.outbox import Outbox, OutboxSettings
 outbox = Outbox(sys.argv[1], OutboxSettings(synchronous=sys.argv[2])).open()
 for i in range(1_000_000):
     event_id = f"ev-{i:07d}"

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.backoff import Backoff
 from demo.sample_faces import SamplePhoto
-from edge.source_pacing import RateCap
-from edge.sources import (
-    Backoff,
+from edge.camera.pacing import RateCap
+from edge.camera.sources import (
     CameraSource,
     Frame,
     SourceKind,
@@ -30,7 +30,6 @@ from tests.videos import RtspServer, compose_visit_video, load_photo
 
 FPS = 25.0
 CLIP_FRAMES = 55  # 0.2 s gap, 0.8 s visit, 0.2 s gap, 0.8 s visit, 0.2 s gap at 25 fps
-FAST_BACKOFF = Backoff(initial_s=0.05, max_s=0.2, factor=2.0)
 NO_FFMPEG = "needs the ffmpeg command (scripts/ensure-services.sh installs it)"
 
 S = SourceState
@@ -145,8 +144,8 @@ def test_rate_cap_holds_the_average_rate_of_a_faster_source() -> None:
 
 
 def test_backoff_delay_grows_by_factor_up_to_max() -> None:
-    backoff = Backoff(initial_s=1.0, max_s=8.0, factor=2.0)
-    assert [backoff.delay(n) for n in range(1, 7)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    backoff = Backoff(1.0, 8.0, factor=2.0, jitter=False)  # as a camera source builds it
+    assert [backoff.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
 
 
 def test_infer_kind_from_scheme_or_path(tmp_path: Path) -> None:
@@ -159,7 +158,7 @@ def test_infer_kind_from_scheme_or_path(tmp_path: Path) -> None:
 def test_source_missing_file_backs_off_and_retries(
     tmp_path: Path, started: Callable[[CameraSource], CameraSource], caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = SourceSettings(backoff=FAST_BACKOFF)
+    settings = SourceSettings(backoff_min_s=0.05, backoff_max_s=0.2)
     source = started(CameraSource("cam-gone", str(tmp_path / "none.mp4"), SourceKind.VIDEO, settings))
     assert wait_for(lambda: source.stats.reconnects >= 3, 3.0)
     assert source.state in {S.BACKING_OFF, S.CONNECTING} and source.stats.errors >= 3
@@ -173,7 +172,9 @@ def test_source_text_file_named_mp4_fails_without_retrying(
     fake = tmp_path / "door.mp4"
     fake.write_text("this is not a video\n")
     source = started(
-        CameraSource("cam-text", str(fake), SourceKind.VIDEO, SourceSettings(backoff=FAST_BACKOFF))
+        CameraSource(
+            "cam-text", str(fake), SourceKind.VIDEO, SourceSettings(backoff_min_s=0.05, backoff_max_s=0.2)
+        )
     )
     assert wait_for(lambda: source.state is S.FAILED, 3.0)
     time.sleep(0.2)
@@ -187,7 +188,7 @@ def test_source_unreachable_stream_backs_off(
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         url = f"rtsp://127.0.0.1:{probe.getsockname()[1]}/cam"
-    settings = SourceSettings(backoff=FAST_BACKOFF, open_timeout_s=1.0, read_timeout_s=1.0)
+    settings = SourceSettings(backoff_min_s=0.05, backoff_max_s=0.2, open_timeout_s=1.0, read_timeout_s=1.0)
     source = started(CameraSource("cam-off", url, SourceKind.STREAM, settings))
     assert wait_for(lambda: source.stats.reconnects >= 2, 5.0)
     assert source.state in {S.BACKING_OFF, S.CONNECTING}
@@ -225,7 +226,9 @@ def test_source_rtsp_stream_recovers_after_server_restart_while_file_camera_runs
         server.start_ffmpeg(clip)
         server.wait_live(5.0)
         changes: list[StateChange] = []
-        settings = SourceSettings(open_timeout_s=5.0, read_timeout_s=1.0, backoff=Backoff(0.2, 0.5))
+        settings = SourceSettings(
+            open_timeout_s=5.0, read_timeout_s=1.0, backoff_min_s=0.2, backoff_max_s=0.5
+        )
         stream = started(CameraSource("cam-rtsp", server.url, SourceKind.STREAM, settings, changes.append))
         other = started(CameraSource("cam-file", str(clip), SourceKind.VIDEO, SourceSettings(loop=True)))
         before = stream.latest(8.0)
@@ -263,7 +266,9 @@ def test_source_http_stream_delivers_frames(
            "-preset", "ultrafast", "-g", "8", "-f", "mpegts", "-listen", "1", url]  # fmt: skip
     server = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
     try:
-        settings = SourceSettings(open_timeout_s=5.0, read_timeout_s=2.0, backoff=FAST_BACKOFF)
+        settings = SourceSettings(
+            open_timeout_s=5.0, read_timeout_s=2.0, backoff_min_s=0.05, backoff_max_s=0.2
+        )
         source = started(CameraSource("cam-http", url, SourceKind.STREAM, settings))
         frames = [f for _ in range(5) if (f := source.latest(5.0)) is not None]
         assert len(frames) == 5 and frames[-1].image.shape == (240, 320, 3)

@@ -14,9 +14,9 @@ from common.pipeline.face import Detection, Embedding, Face, Quality
 from common.pipeline.image import Frame as Image
 from common.pipeline.pipeline import FacePipeline
 from demo.sample_faces import SamplePhoto
-from edge.crops import CropPolicy, CropSettings, encode_jpeg, face_region
-from edge.sources import Frame
-from edge.tracker import Identity, Tracker, TrackerSettings, TrackEvent
+from edge.camera.sources import Frame
+from edge.inference.crops import CropPolicy, CropSettings, encode_jpeg, face_region
+from edge.inference.tracker import Identity, Tracker, TrackerSettings, TrackEvent
 from tests.videos import compose_visit_video, load_photo
 
 WALL0 = 1_700_000_000.0

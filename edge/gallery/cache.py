@@ -1,6 +1,6 @@
 """The edge's gallery cache: templates in SQLite (sqlite-utils, WAL), searched through an index.
 
-SQLite is the truth; the in-memory index (edge/index.py: exact numpy below `exact_below` entries,
+SQLite is the truth; the in-memory index (edge/gallery/index.py: exact numpy below `exact_below` entries,
 hnswlib above) is derived from it. Every template row has an integer `label` (AUTOINCREMENT: not
 reused while rows live), which is also its index label; with `person_match="mean"` the index holds
 one normalised mean per person instead, labelled by the person's row in `people`.
@@ -30,8 +30,9 @@ from numpy.typing import NDArray
 
 from common.embedding import l2_normalize
 from common.messages import GalleryChange, Snapshot, Template
-from edge import index as ix
-from edge.gallery_store import (
+from edge.gallery import index as ix
+from edge.gallery.index import Entry, Hit, IndexChanges, IndexKind, IndexSettings, LabelledIndex
+from edge.gallery.store import (
     GalleryError,
     GalleryModelError,
     GalleryVersionError,
@@ -48,7 +49,6 @@ from edge.gallery_store import (
     set_meta,
     sync_people,
 )
-from edge.index import Entry, Hit, IndexChanges, IndexKind, IndexSettings, LabelledIndex
 
 log = logging.getLogger(__name__)
 __all__ = [

@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from common.embedding import l2_normalize
-from edge.index import ExactIndex, Hit, HnswIndex, IndexSettings, VectorIndex
-from edge.matcher import Matcher
+from edge.gallery.index import ExactIndex, Hit, HnswIndex, IndexSettings, VectorIndex
+from edge.gallery.matcher import Matcher
 
 THRESHOLD, MARGIN = 0.363, 0.05  # SFace's threshold; the latency does not depend on them
 

@@ -1,6 +1,6 @@
 """The gallery cache's SQLite side: schema, the one metadata row, template rows and their checks.
 
-edge/gallery.py holds the Gallery (locking, the index); this module holds what it keeps on disk.
+edge/gallery/cache.py holds the Gallery (locking, the index); this module holds what it keeps on disk.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from common.embedding import EPS, l2_normalize
 from common.errors import FacegateError
 from common.messages import Snapshot
-from edge.index import IndexChanges, IndexSettings, IndexStamp
+from edge.gallery.index import IndexChanges, IndexSettings, IndexStamp
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gallery_meta (

@@ -1,18 +1,58 @@
-"""What the edge reports about itself: heartbeats and the gauges read at each /metrics scrape."""
+"""What the edge reports about itself: heartbeats and the gauges read at each /metrics scrape.
+
+Both read the running edge through `RunningEdge`, which the daemon satisfies and passes in, so this
+module depends only on the components it reads, never on the daemon.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 
 from common.messages import CameraState, Heartbeat
-from edge.metrics import Reading
+from edge.camera.sources import CameraSource
+from edge.config.schema import DeviceConfig
+from edge.delivery.mqtt import MqttClient
+from edge.delivery.outbox import Outbox
+from edge.gallery.cache import Gallery
+from edge.ops.metrics import Reading
 
-if TYPE_CHECKING:
-    from edge.daemon import EdgeDaemon
+
+class Throughput(Protocol):
+    """What the reports read of a camera's frame processor (edge.inference.frames.FrameProcessor)."""
+
+    def fps(self) -> float: ...
+
+    def latencies(self) -> list[float]: ...
+
+
+class RunningEdge(Protocol):
+    """What the reports read of the running edge (edge.daemon.EdgeDaemon is one)."""
+
+    @property
+    def config(self) -> DeviceConfig: ...
+
+    @property
+    def started(self) -> float: ...  # time.monotonic() at start
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    @property
+    def client(self) -> MqttClient: ...
+
+    @property
+    def galleries(self) -> Mapping[str, Gallery]: ...
+
+    @property
+    def sources(self) -> Mapping[str, CameraSource]: ...
+
+    @property
+    def processors(self) -> Mapping[str, Throughput]: ...
 
 
 def _cpu_percent() -> float:
@@ -24,7 +64,7 @@ def _cpu_percent() -> float:
 _START = time.monotonic()
 
 
-def heartbeat(daemon: EdgeDaemon) -> Heartbeat:
+def heartbeat(daemon: RunningEdge) -> Heartbeat:
     """The heartbeat DESIGN.md lists: fps per camera, latency p50/p95, outbox backlog, drops, CPU."""
     cfg, stats = daemon.config, daemon.outbox.stats()
     cameras: dict[str, CameraState] = {}
@@ -54,7 +94,7 @@ def heartbeat(daemon: EdgeDaemon) -> Heartbeat:
     )
 
 
-def live_readings(daemon: EdgeDaemon) -> list[Reading]:
+def live_readings(daemon: RunningEdge) -> list[Reading]:
     """Gauges owned by other components, read at scrape time."""
     out: list[Reading] = []
     stats = daemon.outbox.stats()

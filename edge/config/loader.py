@@ -17,9 +17,9 @@ import msgspec
 import yaml
 
 from common.errors import ConfigError
-from edge.config_checks import completed, problems
-from edge.config_errors import conversion_problems
-from edge.config_schema import (
+from edge.config.checks import completed, problems
+from edge.config.errors import conversion_problems
+from edge.config.schema import (
     BrokerSettings,
     Camera,
     CameraDefaults,
@@ -33,7 +33,7 @@ from edge.config_schema import (
     Thresholds,
     TrackerSettings,
 )
-from edge.config_secrets import resolve_secrets
+from edge.config.secrets import resolve_secrets
 
 __all__ = [
     "BrokerSettings",

@@ -16,14 +16,14 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.index import Hit
+from edge.gallery.index import Hit
 
 MatchReason = Literal["matched", "below_threshold", "ambiguous", "empty_gallery"]
 WIDEN = 8
 
 
 class Searcher(Protocol):
-    """What the matcher needs of a gallery (edge.gallery.Gallery is one)."""
+    """What the matcher needs of a gallery (edge.gallery.cache.Gallery is one)."""
 
     def search(self, vectors: NDArray[np.float32], k: int) -> list[list[Hit]]: ...
 

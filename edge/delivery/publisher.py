@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 from common.messages import Heartbeat, Receipt, decode, encode
 from common.topics import edge_topic
-from edge.mqtt import Delivery, MqttClient, MqttError
-from edge.outbox import Outbox, OutboxRow
+from edge.delivery.mqtt import Delivery, MqttClient, MqttError
+from edge.delivery.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from common.pipeline.image import Frame as Image
 
-log = logging.getLogger("edge.crops")
+log = logging.getLogger(__name__)
 
 # Which events carry a crop: every event, only events for unknown faces, or none.
 CropPolicy = Literal["all", "unknown", "none"]

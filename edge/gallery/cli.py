@@ -21,8 +21,8 @@ import sqlite_utils
 
 from common.errors import FacegateError
 from common.messages import decode_snapshot
-from edge import index as ix
-from edge.gallery import Gallery, GalleryModelError, index_path, index_stamp, read_meta
+from edge.gallery import index as ix
+from edge.gallery.cache import Gallery, GalleryModelError, index_path, index_stamp, read_meta
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_MODEL = 0, 2, 3
 

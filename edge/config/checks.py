@@ -9,8 +9,8 @@ from urllib.parse import SplitResult, urlsplit
 import msgspec
 
 from common.topics import TopicError, segment
-from edge.config_schema import BrokerSettings, Camera, DeviceConfig, SourceKind
-from edge.config_secrets import source_problems
+from edge.config.schema import BrokerSettings, Camera, DeviceConfig, SourceKind
+from edge.config.secrets import source_problems
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "http", "https"})
 VIDEO_SUFFIXES = frozenset(

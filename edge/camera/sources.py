@@ -10,8 +10,9 @@ States (`SourceState`) and their transitions:
     STREAMING   -> ENDED        a non-looping file reached its end; terminal (a looping one starts again)
     any         -> STOPPED      stop(); terminal, and the state of a source not started yet
 
-Back-off delays grow by `factor` from `initial_s` up to `max_s`, and start again at `initial_s` once a
-connection has streamed for `reset_after_s`.
+Back-off delays (`common.backoff.Backoff`, without jitter) grow by `backoff_factor` from `backoff_min_s`
+up to `backoff_max_s`, and start again at `backoff_min_s` once a connection has streamed for
+`reset_after_s`.
 
 Frames. The reader keeps only the latest frame, in a one-slot mailbox (drop policy "latest": a frame
 not taken before the next one arrives is replaced and counted in `stats.dropped`), so a slow pipeline
@@ -37,10 +38,11 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlparse
 
+from common.backoff import Backoff
 from common.pipeline.image import Frame as Image
 from common.pipeline.image import ImageLimits
-from edge.source_pacing import Mailbox, Pacer, RateCap
-from edge.source_readers import (
+from edge.camera.pacing import Mailbox, Pacer, RateCap
+from edge.camera.readers import (
     EndOfVideo,
     FolderOrder,
     FolderReader,
@@ -52,7 +54,7 @@ from edge.source_readers import (
     redact,
 )
 
-log = logging.getLogger("edge.sources")
+log = logging.getLogger(__name__)
 
 STREAM_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"})
 
@@ -88,23 +90,14 @@ class Frame:
 
 
 @dataclass(frozen=True, slots=True)
-class Backoff:
-    initial_s: float = 1.0
-    max_s: float = 30.0
-    factor: float = 2.0
-    reset_after_s: float = 30.0  # streaming this long counts as a success: the next delay is initial_s
-
-    def delay(self, failures: int) -> float:
-        """The wait after `failures` consecutive failed or short-lived connections (1 or more)."""
-        return float(min(self.max_s, self.initial_s * self.factor ** max(0, failures - 1)))
-
-
-@dataclass(frozen=True, slots=True)
 class SourceSettings:
     fps_cap: float | None = None  # files and streams: frames over the cap are skipped; folders: paced
     loop: bool = False  # video files: start again at the end; folders: read every image again
     realtime: bool = True  # files: read at native fps; False reads as fast as possible (tests, benchmarks)
-    backoff: Backoff = Backoff()
+    backoff_min_s: float = 1.0  # the wait after the first failed or short-lived connection
+    backoff_max_s: float = 30.0  # the longest wait
+    backoff_factor: float = 2.0  # each further failure multiplies the wait by this
+    reset_after_s: float = 30.0  # streaming this long counts as a success: the next wait is backoff_min_s
     open_timeout_s: float = 10.0  # streams: CAP_PROP_OPEN_TIMEOUT_MSEC
     read_timeout_s: float = 5.0  # streams: CAP_PROP_READ_TIMEOUT_MSEC; no frame this long = stream lost
     folder_order: FolderOrder = "name"
@@ -169,6 +162,9 @@ class CameraSource:
         self._counts = {f.name: 0 for f in fields(SourceStats)}
         self._thread: threading.Thread | None = None
         self._reader: FrameReader | None = None  # used by the reader thread only
+        self._backoff = Backoff(  # used by the reader thread only
+            settings.backoff_min_s, settings.backoff_max_s, factor=settings.backoff_factor, jitter=False
+        )
         self._number = 0
 
     @property
@@ -205,16 +201,14 @@ class CameraSource:
     # The reader thread: one state's work per step until a terminal state.
 
     def _run(self) -> None:
-        failures = 0
         while not self._stop.is_set() and self._state not in TERMINAL:
             try:
                 if self._state is SourceState.CONNECTING:
                     self._connect()
                 elif self._state is SourceState.STREAMING:
-                    failures = self._stream(failures)
+                    self._stream()
                 elif self._state is SourceState.BACKING_OFF:
-                    failures += 1
-                    self._back_off(failures)
+                    self._back_off()
             except Exception as err:
                 log.exception("source_crashed", extra={"camera": self.camera_id})
                 self._count("errors")
@@ -241,8 +235,8 @@ class CameraSource:
             return FolderReader.open(Path(self.url), s.folder_order, s.settle_s, s.image_limits, s.loop)
         return VideoReader.open_stream(self.url, Timeouts(s.open_timeout_s, s.read_timeout_s))
 
-    def _stream(self, failures: int) -> int:
-        """Read until stopped or the stream breaks; the failure count to carry on with."""
+    def _stream(self) -> None:
+        """Read until stopped or the stream breaks; a long enough run resets the back-off."""
         reader = self._reader
         if reader is None:
             raise RuntimeError("streaming without a reader")
@@ -260,7 +254,8 @@ class CameraSource:
             self._set_state(SourceState.ENDED, "end of file")
         finally:
             self._close()
-        return 0 if time.monotonic() - started >= self.settings.backoff.reset_after_s else failures
+        if time.monotonic() - started >= self.settings.reset_after_s:
+            self._backoff.reset()
 
     def _next_image(self, reader: FrameReader, pacer: Pacer) -> Image | None:
         """The next image, paced; None when there is none yet (or it was skipped as unreadable)."""
@@ -294,10 +289,11 @@ class CameraSource:
         if self._mailbox.put(frame):
             self._count("dropped")
 
-    def _back_off(self, failures: int) -> None:
-        self._stop.wait(self.settings.backoff.delay(failures))
+    def _back_off(self) -> None:
+        self._stop.wait(self._backoff.next())
         if not self._stop.is_set():
             self._count("reconnects")
+            failures = self._backoff.failures
             self._set_state(SourceState.CONNECTING, f"reconnect attempt after {failures} failure(s)")
 
     def _fail(self, err: SourceError) -> None:

@@ -1,5 +1,5 @@
 """The edge device configuration: one YAML file per edge box, every field documented with its default
-in firmware_config/README.md. Load it with `edge.config.load_config`; these Structs only describe it.
+in firmware_config/README.md. Load it with `edge.config.loader.load_config`; these Structs only describe it.
 Every section is frozen and forbids unknown fields: a misspelt field is an error, never ignored."""
 
 from __future__ import annotations

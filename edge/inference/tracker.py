@@ -18,7 +18,7 @@ Events. A track is confirmed once it has `min_frames` votes and a face of qualit
 one event, "recognized" (a person) or "unknown". Later it emits "changed" only when another identity's
 tally passes the announced one's by `change_margin`. A track no face joined for `timeout_s` ends and is
 forgotten; the same person coming back later is a new track and a new event. All times come from the
-frames, so tests drive the clock. Crops follow `CropSettings` (edge/crops.py).
+frames, so tests drive the clock. Crops follow `CropSettings` (edge/inference/crops.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from numpy.typing import NDArray
 from common.embedding import cosine
 from common.pipeline.face import Embedding, Face
 from common.pipeline.image import Frame as Image
-from edge.crops import CropSettings, encode_jpeg, face_region, wants_crop
-from edge.sources import Frame
+from edge.camera.sources import Frame
+from edge.inference.crops import CropSettings, encode_jpeg, face_region, wants_crop
 
 EventKind = Literal["recognized", "unknown", "changed"]
 VoteRule = Literal["score_sum", "majority"]

@@ -13,13 +13,13 @@ import numpy as np
 from common.messages import Event, encode
 from common.pipeline.pipeline import FacePipeline, Timings
 from common.topics import edge_topic
-from edge.config_schema import Camera
-from edge.matcher import Match, Matcher
-from edge.metrics import EdgeMetrics
-from edge.outbox import Outbox
-from edge.sequence import Sequences
-from edge.sources import Frame
-from edge.tracker import Tracker, TrackEvent
+from edge.camera.sources import Frame
+from edge.config.schema import Camera
+from edge.delivery.outbox import Outbox
+from edge.delivery.sequence import Sequences
+from edge.gallery.matcher import Match, Matcher
+from edge.inference.tracker import Tracker, TrackEvent
+from edge.ops.metrics import EdgeMetrics
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from common.errors import ConfigError
-from edge.config_schema import BrokerSettings, CentralSettings, DeviceConfig
+from edge.config.schema import BrokerSettings, CentralSettings, DeviceConfig
 
 
 def sources(section: msgspec.Struct, name: str) -> list[str]:

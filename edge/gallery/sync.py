@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 from common.errors import FacegateError
 from common.messages import GalleryChange, GalleryManifest, MessageError, Snapshot, decode, decode_snapshot
 from common.topics import gallery_topic
-from edge.snapshots import SnapshotFetcher
+from edge.gallery.snapshots import SnapshotFetcher
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.config import validate_files
+from edge.config.loader import validate_files
 
 EXIT_OK, EXIT_INVALID = 0, 2
 

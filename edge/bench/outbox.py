@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from common.messages import Event, Receipt, encode
 from common.topics import edge_topic
-from edge.mqtt import MqttClient, MqttSettings
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import Publisher, PublisherSettings
+from edge.delivery.mqtt import MqttClient, MqttSettings
+from edge.delivery.outbox import Outbox, OutboxSettings
+from edge.delivery.publisher import Publisher, PublisherSettings
 
 SITE = "bench"
 TIMEOUT_S = 20.0
@@ -217,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m edge.bench_outbox [options]`: the same as `facegate bench outbox [options]`."""
+    """`python -m edge.bench.outbox [options]`: the same as `facegate bench outbox [options]`."""
     parser = argparse.ArgumentParser(prog="facegate bench")
     register(parser.add_subparsers(dest="bench_command", required=True))
     args = parser.parse_args(["outbox", *(sys.argv[1:] if argv is None else argv)])

@@ -1,8 +1,8 @@
 """Readers behind a camera source: video files and streams through OpenCV's FFmpeg backend, image folders.
 
-A reader is opened, read and closed by one reader thread (`edge.sources.CameraSource`). `read()` returns the
-next image, or None when an image folder has nothing new yet; it raises `EndOfVideo` at the end of a file
-and `SourceError` for everything else, whose `recovery` tells the source what to do next.
+A reader is opened, read and closed by one reader thread (`edge.camera.sources.CameraSource`). `read()`
+returns the next image, or None when an image folder has nothing new yet; it raises `EndOfVideo` at the
+end of a file and `SourceError` for everything else, whose `recovery` tells the source what to do next.
 """
 
 from __future__ import annotations
