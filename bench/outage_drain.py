@@ -4,7 +4,7 @@ It sits above both sides (it runs edge and central code), so it is not a `facega
 `facegate bench ingest` (central/bench_ingest.py) measures central's side alone.
 
 Each simulated edge is its own process running the production edge side (`edge.delivery.outbox.Outbox`,
-`edge.delivery.mqtt.MqttClient`, `edge.delivery.publisher.Publisher`) over an outbox preloaded with N
+`edge.delivery.mqtt.EdgeMqttClient`, `edge.delivery.publisher.Publisher`) over an outbox preloaded with N
 events, as an edge holds them after central or the link was away. Central's consumer runs in its own
 process. The clock runs from the moment the edges connect until every outbox is empty, i.e. until every
 event was published, committed in PostgreSQL, acknowledged, receipted and deleted from its outbox.
@@ -122,13 +122,14 @@ def _fill(path: Path, edge: str, count: int) -> None:
 
 def edge_worker(broker: str, edge: str, outbox_path: str) -> int:
     """One edge: prints "ready", connects on "go", prints "empty" once its outbox is empty."""
-    from edge.delivery.mqtt import MqttClient, MqttSettings
+    from common.mqtt.settings import MqttSettings
+    from edge.delivery.mqtt import EdgeMqttClient
     from edge.delivery.outbox import Outbox
     from edge.delivery.publisher import Publisher
 
     host, port = broker.rsplit(":", 1)
     with Outbox(outbox_path) as outbox:
-        client = MqttClient(MqttSettings(host=host, port=int(port)), site=SITE, edge=edge)
+        client = EdgeMqttClient(MqttSettings(host=host, port=int(port)), site=SITE, edge=edge)
         publisher = Publisher(outbox, client)
         sys.stdout.write("ready\n")
         sys.stdout.flush()

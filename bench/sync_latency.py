@@ -42,6 +42,7 @@ from central.auth.repository import create_key_sync  # noqa: E402
 from central.bench_ingest import private_broker  # noqa: E402
 from central.db import migrate  # noqa: E402
 from common.models.fetch import fetch_models, models_dir  # noqa: E402
+from common.mqtt.incoming import Incoming  # noqa: E402
 from demo.sample_faces import fetch_samples  # noqa: E402
 from devtools.services import postgres  # noqa: E402
 from devtools.services.ports import free_port  # noqa: E402
@@ -214,20 +215,21 @@ class central:  # noqa: N801  # a context manager used like a function
 
 def edges_worker(broker: str, url: str, key: str, count: str, folder: str) -> int:
     """N gallery-sync edges in this process; prints each new minimum gallery version with its time."""
-    from edge.delivery.mqtt import MqttClient, MqttSettings
+    from common.mqtt.settings import MqttSettings
+    from edge.delivery.mqtt import EdgeMqttClient
     from edge.gallery.snapshots import SnapshotFetcher
     from edge.gallery.sync import GallerySync
 
     host, port = broker.rsplit(":", 1)
     galleries: list[Gallery] = []
-    clients: list[MqttClient] = []
+    clients: list[EdgeMqttClient] = []
     syncs: list[GallerySync] = []
     for i in range(int(count)):
         path = Path(folder) / f"sync{i}" / f"{GALLERY}.db"
         path.parent.mkdir(parents=True)
         cache = Gallery.open(path, GALLERY, MODEL)
         sync = GallerySync({GALLERY: cache}, SnapshotFetcher(url, key), retry_s=0.2)
-        client = MqttClient(
+        client = EdgeMqttClient(
             MqttSettings(host=host, port=int(port), client_id=f"bench-sync{i}"),
             site=SITE,
             edge=f"sync{i}",
@@ -266,8 +268,8 @@ def held_versions(cache: Gallery) -> Versions:
     return Versions(galleries={GALLERY: cache.version})
 
 
-def payload_only(handler: Callable[[bytes], None], _topic: str, payload: bytes) -> None:
-    handler(payload)
+def payload_only(handler: Callable[[bytes], None], message: Incoming) -> None:
+    handler(message.payload)
 
 
 def report(args: argparse.Namespace, latencies: list[float], distinct: int) -> None:

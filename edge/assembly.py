@@ -6,9 +6,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from common.errors import ConfigError
+from common.mqtt.settings import MqttSettings
 from edge.camera.sources import SourceKind, SourceSettings
 from edge.config import schema as cfg
-from edge.delivery.mqtt import MqttSettings
 from edge.delivery.outbox import OutboxSettings
 from edge.delivery.publisher import PublisherSettings
 from edge.gallery.index import IndexSettings

@@ -22,13 +22,14 @@ from types import FrameType
 from common.errors import ConfigError, FacegateError
 from common.log import setup_logging
 from common.messages import Command, MessageError, decode
+from common.mqtt.incoming import Handler, Incoming
 from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
 from edge.camera.sources import CameraSource, SourceState, StateChange
 from edge.config.loader import load_config
 from edge.config.schema import Camera, DeviceConfig
-from edge.delivery.mqtt import Handler, MqttClient, Versions
+from edge.delivery.mqtt import EdgeMqttClient, Versions
 from edge.delivery.outbox import Outbox
 from edge.delivery.publisher import Heartbeats, Publisher
 from edge.delivery.sequence import Sequences
@@ -78,7 +79,7 @@ class EdgeDaemon:
         }
         self.outbox = Outbox(cfg.outbox.path, assembly.outbox_settings(cfg.outbox)).open()
         self.sequences = Sequences(assembly.state_path(cfg, "sequences.db"))
-        self.client = MqttClient(
+        self.client = EdgeMqttClient(
             assembly.mqtt_settings(cfg), site=cfg.site, edge=cfg.edge, versions=self._versions
         )
         self.publisher = Publisher(self.outbox, self.client, assembly.publisher_settings(cfg.outbox))
@@ -277,9 +278,9 @@ class EdgeDaemon:
 
     # --- commands, status, readiness --------------------------------------------------------------
 
-    def _on_command(self, _topic: str, payload: bytes) -> None:
+    def _on_command(self, message: Incoming) -> None:
         try:
-            command = decode(payload, Command)
+            command = decode(message.payload, Command)
         except MessageError as err:
             self.metrics.bad_messages.labels(topic_kind="commands", reason="malformed").inc()
             log.warning("command_malformed", extra={"error": str(err)[:200]})
@@ -314,10 +315,10 @@ class EdgeDaemon:
 
 
 def payload_only(handler: Callable[[bytes], None]) -> Handler:
-    """Adapt a payload handler to the MQTT client's (topic, payload) handlers."""
+    """Adapt a payload handler to the MQTT client's message handlers."""
 
-    def handle(_topic: str, payload: bytes) -> None:
-        handler(payload)
+    def handle(message: Incoming) -> None:
+        handler(message.payload)
 
     return handle
 

@@ -116,7 +116,7 @@ def build_wheel(dest: Path, version: str, *, canary: bool = False) -> Path:
             f"{info}/WHEEL",
             b"Wheel-Version: 1.0\nGenerator: tests.ansible_rig\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         ),
-        (f"{info}/entry_points.txt", f"[console_scripts]\nfacegate = {entry}\n".encode()),
+        (f"{info}/entry_points.txt", entry_points(entry).encode()),
     ]
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in members)
     record += f"{info}/RECORD,,\n"
@@ -126,6 +126,16 @@ def build_wheel(dest: Path, version: str, *, canary: bool = False) -> Path:
         for name, data in [*members, (f"{info}/RECORD", record.encode())]:
             archive.writestr(name, data)
     return wheel
+
+
+def entry_points(console: str) -> str:
+    """entry_points.txt: the `facegate` script (`console`) and every entry point group of pyproject.toml
+    (the command registry the `facegate` command reads)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    lines = ["[console_scripts]", f"facegate = {console}", ""]
+    for group, points in project.get("entry-points", {}).items():
+        lines += [f"[{group}]", *(f"{name} = {target}" for name, target in points.items()), ""]
+    return "\n".join(lines)
 
 
 _WHEELHOUSES: dict[str, Path] = {}

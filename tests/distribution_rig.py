@@ -19,9 +19,11 @@ import psycopg
 from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from common.messages import Command, decode
+from common.mqtt.incoming import Incoming
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
 from devtools.services.endpoints import MqttBroker
-from edge.delivery.mqtt import MqttClient, MqttSettings, Versions
+from edge.delivery.mqtt import EdgeMqttClient, Versions
 from edge.gallery.cache import Gallery
 from edge.gallery.snapshots import SnapshotFetcher
 from edge.gallery.sync import GallerySync
@@ -45,7 +47,7 @@ class SyncEdge:
 
     gallery: Gallery
     sync: GallerySync
-    client: MqttClient
+    client: EdgeMqttClient
     db_path: Path
     commands: list[Command] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
@@ -55,8 +57,8 @@ class SyncEdge:
             rows = conn.execute("SELECT template_id, person_id, embedding FROM templates").fetchall()
         return {(t, p, bytes(e)) for t, p, e in rows}
 
-    def on_command(self, _topic: str, payload: bytes) -> None:
-        command = decode(payload, Command)
+    def on_command(self, message: Incoming) -> None:
+        command = decode(message.payload, Command)
         self.commands.append(command)
         if command.action == "resync_gallery" and command.gallery:
             self.sync.resync(command.gallery)
@@ -64,9 +66,9 @@ class SyncEdge:
             self.gallery.erase_person(command.person_id)
 
 
-def payload_only(handler: Callable[[bytes], None]) -> Callable[[str, bytes], None]:
-    def handle(_topic: str, payload: bytes) -> None:
-        handler(payload)
+def payload_only(handler: Callable[[bytes], None]) -> Callable[[Incoming], None]:
+    def handle(message: Incoming) -> None:
+        handler(message.payload)
 
     return handle
 
@@ -83,7 +85,7 @@ def sync_edge(
         {gallery: cache}, SnapshotFetcher(central_url, credential), on_snapshot=snapshots.append, retry_s=0.2
     )
     settings = MqttSettings(host=broker.host, port=broker.port, client_id=f"edge-{uuid.uuid4().hex[:8]}")
-    client = MqttClient(
+    client = EdgeMqttClient(
         settings, site=site, edge=edge, versions=lambda: Versions(galleries={gallery: cache.version})
     )
     rig = SyncEdge(cache, sync, client, path, snapshots=snapshots)

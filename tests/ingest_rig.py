@@ -21,9 +21,10 @@ import psycopg
 from central.db import migrate
 from central.settings import CentralSettings
 from common.messages import Event, encode
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
 from devtools.services import MqttBroker
-from edge.delivery.mqtt import MqttClient, MqttSettings
+from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxSettings
 from edge.delivery.publisher import Publisher, PublisherSettings
 from tests.central_app import Central, start_central
@@ -107,7 +108,7 @@ class EdgeRig:
         self.topic = edge_topic(site, edge, "events")
         self.outbox = Outbox(tmp_path / f"outbox-{edge}.db", OutboxSettings(resend_after_s=3.0)).open()
         settings = MqttSettings(host=broker.host, port=broker.port, backoff_max_s=1.0)
-        self.client = MqttClient(settings, site=site, edge=edge)
+        self.client = EdgeMqttClient(settings, site=site, edge=edge)
         self.publisher = Publisher(self.outbox, self.client, PublisherSettings(ack_timeout_s=3.0))
 
     def __enter__(self) -> EdgeRig:

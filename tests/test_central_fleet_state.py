@@ -13,9 +13,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from central.settings import CentralSettings
 from common.messages import CameraState, Heartbeat, Status, encode
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
-from edge.delivery.mqtt import MqttClient, MqttSettings, Versions
+from edge.delivery.mqtt import EdgeMqttClient, Versions
 from tests.ingest_rig import central_mqtt, mqtt_settings, register_edge, wait_for
 
 SITE, EDGE = "site1", "edge1"
@@ -46,7 +47,7 @@ def edge_row(dsn: str) -> dict[str, Any]:
 
 def test_fleet_state_online_status_sets_versions(settings: CentralSettings, broker: MqttBroker) -> None:
     versions = Versions(software="1.2.3", detector="yunet", recognizer="sface", galleries={"staff": 7})
-    client = MqttClient(
+    client = EdgeMqttClient(
         MqttSettings(host=broker.host, port=broker.port), site=SITE, edge=EDGE, versions=lambda: versions
     )
     with central_mqtt(settings):

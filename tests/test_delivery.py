@@ -22,9 +22,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.messages import Event, Receipt, decode, encode
+from common.mqtt.errors import LoginRefusedError
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
-from edge.delivery.mqtt import LoginRefusedError, MqttClient, MqttSettings
+from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxSettings
 from edge.delivery.publisher import Publisher, PublisherSettings
 
@@ -78,7 +80,7 @@ class Central:
 @dataclass
 class Edge:
     outbox: Outbox
-    client: MqttClient
+    client: EdgeMqttClient
     publisher: Publisher
     written: dict[str, list[str]]  # camera -> event ids in seq order
 
@@ -110,7 +112,7 @@ def _edge(
 ) -> Iterator[Edge]:
     settings = MqttSettings(host=broker.host, port=broker.port, username=username, password=password)
     settings = dataclasses.replace(settings, keepalive_s=5, backoff_min_s=0.05, backoff_max_s=0.5)
-    client = MqttClient(settings, site=SITE, edge=EDGE)
+    client = EdgeMqttClient(settings, site=SITE, edge=EDGE)
     with Outbox(tmp_path / "outbox.db", OutboxSettings(resend_after_s=1.0, synchronous="NORMAL")) as outbox:
         publisher = Publisher(outbox, client, PublisherSettings(batch=50, ack_timeout_s=2.0, idle_s=0.02))
         client.start()
@@ -231,7 +233,7 @@ def test_delivery_refused_login_stops_retrying_with_clear_error(
     # allow_anonymous stays true: the fixture's readiness probe connects anonymously. A client that
     # presents credentials is checked against the password file all the same.
     instance = _broker_with_passwords(mosquitto_factory, passwords)
-    caplog.set_level(logging.ERROR, logger="edge.delivery.mqtt")
+    caplog.set_level(logging.ERROR, logger="common.mqtt")
     with _edge(tmp_path, instance.endpoint, username=EDGE, password="wrong") as edge:
         edge.write(3)
         assert not edge.client.wait_connected(3)

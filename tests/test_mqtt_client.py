@@ -19,10 +19,12 @@ import pytest
 
 from common.backoff import Backoff
 from common.messages import Heartbeat, Receipt, Status, decode, encode
+from common.mqtt.errors import MqttError, NotConnectedError
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
 from devtools.services.ports import free_port
-from edge.delivery.mqtt import MqttClient, MqttError, MqttSettings, NotConnectedError, Versions
+from edge.delivery.mqtt import EdgeMqttClient, Versions
 from edge.delivery.publisher import Heartbeats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +42,9 @@ def _settings(broker: MqttBroker, **overrides: object) -> MqttSettings:
 
 
 @contextmanager
-def _edge(target: MqttBroker | MqttSettings, *, connect: bool = True) -> Iterator[MqttClient]:
+def _edge(target: MqttBroker | MqttSettings, *, connect: bool = True) -> Iterator[EdgeMqttClient]:
     settings = target if isinstance(target, MqttSettings) else _settings(target)
-    client = MqttClient(settings, site=SITE, edge=EDGE, versions=lambda: VERSIONS)
+    client = EdgeMqttClient(settings, site=SITE, edge=EDGE, versions=lambda: VERSIONS)
     client.start()
     try:
         if connect:
@@ -103,9 +105,10 @@ def test_mqtt_client_stop_publishes_retained_offline_status(mosquitto_factory: M
 
 _KILLED_EDGE = """
 import sys, time
-from edge.delivery.mqtt import MqttClient, MqttSettings
+from edge.delivery.mqtt import EdgeMqttClient
+from common.mqtt.settings import MqttSettings
 settings = MqttSettings(host="127.0.0.1", port=int(sys.argv[1]), keepalive_s=5)
-client = MqttClient(settings, site="site1", edge="edge1")
+client = EdgeMqttClient(settings, site="site1", edge="edge1")
 client.start()
 assert client.wait_connected(5)
 print("connected", flush=True)
@@ -219,7 +222,7 @@ def test_mqtt_client_reconnect_resubscribes_remembered_subscriptions(
     topic = edge_topic(SITE, EDGE, "commands")
     got: queue.Queue[bytes] = queue.Queue()
     with _edge(broker) as client:
-        client.subscribe(topic, lambda _t, payload: got.put(payload))
+        client.subscribe(topic, lambda message: got.put(message.payload))
         instance.restart()
         with MqttTestClient(broker) as central:
             central.publish(topic, b"resync", retain=True)
@@ -234,9 +237,9 @@ def test_mqtt_client_malformed_message_is_logged_truncated_counted_and_loop_cont
     broker = mosquitto_factory().endpoint
     topic = edge_topic(SITE, EDGE, "receipts")
     receipts: queue.Queue[list[str]] = queue.Queue()
-    caplog.set_level(logging.WARNING, logger="edge.delivery.mqtt")
+    caplog.set_level(logging.WARNING, logger="common.mqtt")
     with _edge(broker) as client, MqttTestClient(broker) as central:
-        client.subscribe(topic, lambda _t, payload: receipts.put(decode(payload, Receipt).event_ids))
+        client.subscribe(topic, lambda message: receipts.put(decode(message.payload, Receipt).event_ids))
         assert _wait(lambda: client.counters.connects == 1)
         time.sleep(0.2)  # let the SUBACK come back
         central.publish(topic, b"{not json" + b"A" * 5000)

@@ -21,8 +21,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common.messages import Event, Receipt, encode
+from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
-from edge.delivery.mqtt import MqttClient, MqttSettings
+from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxSettings
 from edge.delivery.publisher import Publisher, PublisherSettings
 
@@ -154,8 +155,8 @@ def through_outbox(
     edge = f"outbox-{uuid.uuid4().hex[:8]}"
     topic = edge_topic(SITE, edge, "events")
     counter = Counter(host, port, topic, edge_topic(SITE, edge, "receipts"))
-    client = MqttClient(
-        MqttSettings(host=host, port=port, max_inflight=batch, clean_session=True), site=SITE, edge=edge
+    client = EdgeMqttClient(
+        MqttSettings(host=host, port=port, max_inflight=batch, clean_start=True), site=SITE, edge=edge
     )
     with tempfile.TemporaryDirectory() as tmp:
         settings = OutboxSettings(synchronous="FULL" if synchronous == "FULL" else "NORMAL")

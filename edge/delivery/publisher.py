@@ -22,8 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from common.messages import Heartbeat, Receipt, decode, encode
+from common.mqtt.delivery import Delivery
+from common.mqtt.errors import MqttError
+from common.mqtt.incoming import Incoming
 from common.topics import edge_topic
-from edge.delivery.mqtt import Delivery, MqttClient, MqttError
+from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,9 @@ class PublisherSettings:
 class Publisher:
     """start() subscribes to the receipts and starts the worker; stop() joins it. Counters are plain ints."""
 
-    def __init__(self, outbox: Outbox, client: MqttClient, settings: PublisherSettings | None = None) -> None:
+    def __init__(
+        self, outbox: Outbox, client: EdgeMqttClient, settings: PublisherSettings | None = None
+    ) -> None:
         self.outbox, self.client = outbox, client
         self.settings = settings or PublisherSettings()
         self.receipts_topic = edge_topic(client.site, client.edge, "receipts")
@@ -64,8 +69,10 @@ class Publisher:
         """A row was put: publish without waiting for the next poll."""
         self._wake.set()
 
-    def _on_receipt(self, _topic: str, payload: bytes) -> None:
-        self._receipts.put(decode(payload, Receipt).event_ids)  # a MessageError is counted by the client
+    def _on_receipt(self, message: Incoming) -> None:
+        self._receipts.put(
+            decode(message.payload, Receipt).event_ids
+        )  # a MessageError is counted by the client
         self._wake.set()
 
     def _run(self) -> None:
@@ -83,7 +90,7 @@ class Publisher:
         if not self.client.connected:
             self._sleep(0.1)
             return
-        generation = self.client.connection_count
+        generation = self.client.generation
         if generation != self._generation:
             self._generation = generation
             due = self.outbox.resend_all()
@@ -126,7 +133,7 @@ class Publisher:
 class Heartbeats:
     """Publishes `stats()` (a Heartbeat) at QoS 0 every `every_s` seconds while connected."""
 
-    def __init__(self, client: MqttClient, every_s: float, stats: Callable[[], Heartbeat]) -> None:
+    def __init__(self, client: EdgeMqttClient, every_s: float, stats: Callable[[], Heartbeat]) -> None:
         self.client, self.every_s, self.stats = client, every_s, stats
         self.topic = edge_topic(client.site, client.edge, "heartbeat")
         self.sent = self.errors = 0

@@ -16,7 +16,7 @@ import numpy as np
 from common.messages import CameraState, Heartbeat
 from edge.camera.sources import CameraSource
 from edge.config.schema import DeviceConfig
-from edge.delivery.mqtt import MqttClient
+from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox
 from edge.gallery.cache import Gallery
 from edge.ops.metrics import Reading
@@ -43,7 +43,7 @@ class RunningEdge(Protocol):
     def outbox(self) -> Outbox: ...
 
     @property
-    def client(self) -> MqttClient: ...
+    def client(self) -> EdgeMqttClient: ...
 
     @property
     def galleries(self) -> Mapping[str, Gallery]: ...
