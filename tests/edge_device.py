@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import yaml
@@ -11,12 +10,6 @@ from common.messages import Snapshot, SnapshotTemplate, embedding_bytes
 from common.pipeline.pipeline import FacePipeline
 from edge.gallery.cache import Gallery
 from tests.labelled import largest_embedding
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def enroll(pipeline: FacePipeline, db: Path, people: dict[str, Path], gallery: str = "staff") -> Snapshot:

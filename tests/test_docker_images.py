@@ -14,7 +14,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import yaml
 
 from common.models.fetch import WHEEL_MEMBER_DIR
 from common.models.manifest import DEFAULT_MODELS, SFACE, sha256_file
+from devtools.services.ports import free_port
 from edge.config.schema import HealthSettings
 from edge.ops.health import HealthServer
 from edge.ops.metrics import EdgeMetrics
@@ -236,9 +236,7 @@ def edge_health() -> Iterator[HealthServer]:
 
 
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()  # handed out to nobody else, and nothing listens on it
 
 
 def test_healthcheck_live_endpoint_exits_0(edge_health: HealthServer) -> None:

@@ -17,8 +17,9 @@ from common.pipeline.pipeline import FacePipeline
 from demo.sample_faces import SamplePhoto
 from devtools.services.factories import MosquittoFactory
 from devtools.services.mqtt import MqttTestClient, Received
+from devtools.services.ports import free_port
 from tests.central_standin import CentralStandIn
-from tests.edge_device import enroll, free_port
+from tests.edge_device import enroll
 from tests.edge_rig import FACEGATE, Rig, wait_until
 from tests.videos import RtspServer, compose_visit_video
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 
@@ -14,17 +15,31 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     The kernel picks the port (bind to 0); the socket is closed again, so the service binds it next.
     Remembering handed-out ports keeps two private instances of one test session apart even while
-    one of them is stopped (its port is free at the OS level but reserved for its restart).
+    one of them is stopped (its port is free at the OS level but reserved for its restart). Under
+    pytest-xdist each worker takes only ports congruent to its number modulo the worker count, so two
+    workers never hand out the same port, even one the other has stopped using for a moment.
     """
+    index, count = worker_slot()
     with _lock:
-        for _ in range(100):
+        for _ in range(100 * count):
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
                 sock.bind((host, 0))
                 port = int(sock.getsockname()[1])
-            if port not in _handed_out:
+            if port % count == index and port not in _handed_out:
                 _handed_out.add(port)
                 return port
     raise RuntimeError(f"no free TCP port found on {host}")
+
+
+def worker_slot() -> tuple[int, int]:
+    """(this pytest-xdist worker's number, the number of workers); (0, 1) outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    try:
+        count = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    except ValueError:
+        count = 1
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    return index % count, count
 
 
 def port_is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
