@@ -3,32 +3,43 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 
+PORT_RANGE = range(15000, 32000)
+"""Ports handed to private services: below Linux's default ephemeral range (32768-60999)."""
+
 _lock = threading.Lock()
 _handed_out: set[int] = set()
+_random = random.Random()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now and that this process has not handed out before.
 
-    The kernel picks the port (bind to 0); the socket is closed again, so the service binds it next.
-    Remembering handed-out ports keeps two private instances of one test session apart even while
-    one of them is stopped (its port is free at the OS level but reserved for its restart). Under
-    pytest-xdist each worker takes only ports congruent to its number modulo the worker count, so two
-    workers never hand out the same port, even one the other has stopped using for a moment.
+    Drawn at random from PORT_RANGE, below the kernel's ephemeral range (so no outgoing connection or
+    bind to port 0 takes it meanwhile), and checked by binding it; the socket is closed again, so the
+    service binds it next. Remembering handed-out ports keeps two private instances of one test session
+    apart even while one of them is stopped (its port is free at the OS level but reserved for its
+    restart). Under pytest-xdist each worker takes only ports congruent to its number modulo the worker
+    count, so two workers never hand out the same port.
     """
     index, count = worker_slot()
     with _lock:
-        for _ in range(100 * count):
+        for _ in range(1000):
+            port = _random.randrange(PORT_RANGE.start, PORT_RANGE.stop)
+            port -= (port - index) % count
+            if port < PORT_RANGE.start or port in _handed_out:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port = int(sock.getsockname()[1])
-            if port % count == index and port not in _handed_out:
-                _handed_out.add(port)
-                return port
-    raise RuntimeError(f"no free TCP port found on {host}")
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise RuntimeError(f"no free TCP port found on {host} in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
 
 
 def worker_slot() -> tuple[int, int]:
