@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psycopg
 
 from central.db.pool import AsyncPool
+from central.distribution import repository as repo
 from central.distribution.commands import publish_commands
 from central.distribution.publisher import Publisher
 from central.distribution.publishing import publish_gallery, unpublished_galleries
@@ -33,7 +34,6 @@ from common.errors import FacegateError
 
 log = logging.getLogger("central.distribution")
 
-CHANNEL = "facegate_distribution"
 MAX_BACKOFF_S = 60.0
 
 
@@ -130,7 +130,7 @@ class Distributor:
                 async with await psycopg.AsyncConnection.connect(
                     self.settings.database_url, autocommit=True
                 ) as conn:
-                    await conn.execute("LISTEN facegate_distribution")  # CHANNEL
+                    await repo.listen(conn)
                     delay = 1.0
                     self.wake.set()  # anything committed while not listening
                     async for _ in conn.notifies():

@@ -11,6 +11,8 @@ from uuid import UUID
 
 from psycopg import AsyncConnection
 
+CHANNEL = "facegate_distribution"
+"""Notified by triggers on `gallery_changes` and `distribution_commands` (0012_distribution.sql)."""
 LOCK_CLASS = 0x66670001
 """First key of the per-gallery advisory locks (the second is hashtext(gallery id))."""
 RESYNC_LOCK = (0x66670002, 0)
@@ -81,6 +83,12 @@ _RESYNC_SENT = """
 INSERT INTO edge_resyncs (site_id, edge_id, sent_at) VALUES (%s, %s, now())
 ON CONFLICT (site_id, edge_id) DO UPDATE SET sent_at = EXCLUDED.sent_at
 """
+
+
+async def listen(conn: AsyncConnection[Any]) -> None:
+    """Receive the notifications of CHANNEL on `conn` (an autocommit connection of its own)."""
+    await conn.execute("LISTEN facegate_distribution")  # CHANNEL
+
 
 # --- the erase-command outbox ------------------------------------------------------------------------
 
