@@ -9,10 +9,10 @@ from uuid import UUID
 
 import anyio.to_thread
 
+from central.cursors import decode_event_cursor, encode_event_cursor
 from central.db.pool import AsyncPool
 from central.errors import InvalidInput, NotFound
 from central.events import repository as repo
-from central.events.cursor import decode_event_cursor, encode_event_cursor
 from central.events.schemas import EventDetail, EventPage, LastSeenRead, event_detail, event_read
 from central.principal import Principal, Scope, require
 from central.storage import ObjectStore

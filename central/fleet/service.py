@@ -16,9 +16,9 @@ from psycopg import AsyncConnection
 
 from central import audit
 from central.auth.service import AuthService
+from central.cursors import decode_cursor, encode_cursor
 from central.db.pool import AsyncPool
 from central.errors import Conflict, InvalidInput, NotFound
-from central.events.cursor import decode_cursor, encode_cursor
 from central.fleet import repository as repo
 from central.fleet.credentials import IssuedCredentials, issue_credentials
 from central.fleet.schemas import (
