@@ -160,8 +160,14 @@ class Workers:
         self._stops.append(stop)
 
     async def stop(self) -> None:
-        while self._stops:
-            await self._stops.pop()()
+        """Every stop runs, newest first, even when one fails (its error is raised once all have run)."""
+        if not self._stops:
+            return
+        stop = self._stops.pop()
+        try:
+            await stop()
+        finally:
+            await self.stop()
 
 
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
@@ -209,8 +215,7 @@ async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqt
         on_commit=services.live.publish,
     )
     fleet_state = FleetState(mqtt, runtime.pool, runtime.metrics)
-    ingest.start()
-    fleet_state.start()
+    workers.tasks.extend([ingest.start(), fleet_state.start()])  # each stops its own task(s) below
 
     async def stop() -> None:
         await ingest.stop()
@@ -237,7 +242,9 @@ def central_lifespan(
             await start_workers(workers, runtime, services, mqtt)
             yield
         finally:
-            await workers.stop()
-            await close_runtime(runtime)
+            try:
+                await workers.stop()
+            finally:
+                await close_runtime(runtime)
 
     return lifespan
