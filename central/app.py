@@ -1,9 +1,13 @@
-"""`create_app(settings)`: the Litestar app. Builds nothing at import time; the lifespan does the I/O."""
+"""`create_app(settings)`: the Litestar app. Builds nothing at import time; the lifespan does the I/O.
+
+Routes get their domain's service by dependency injection: each handler declares it by name
+(`people: NamedDependency[PeopleService]`), and `service_dependencies()` provides every name of
+central/lifespan.py's `ROUTED` from `app.state`, where the lifespan put the services it built.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
@@ -18,15 +22,15 @@ from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
 from central.fleet import routes as fleet_routes
 from central.galleries import routes as galleries_routes
-from central.http import ops
+from central.http import routes as ops
 from central.http.errors import EXCEPTION_HANDLERS
 from central.http.guards import authenticated, provide_principal
-from central.http.metrics import Metrics
 from central.http.middleware import RequestContextMiddleware
-from central.live.socket import events_socket
+from central.lifespan import ROUTED, central_lifespan
+from central.live.routes import events_socket
+from central.metrics import Metrics
 from central.models import routes as models_routes
 from central.people import routes as people_routes
-from central.runtime import Runtime
 from central.settings import CentralSettings
 
 API_PREFIX = "/api/v1"
@@ -45,24 +49,23 @@ def api_routes() -> list[ControllerRouterHandler]:
     ]
 
 
-def provide_runtime(state: State) -> Runtime:
-    runtime: Runtime = state.runtime
-    return runtime
+def provide_from_state(name: str) -> Provide:
+    """A dependency that hands a handler the service the lifespan stored in `app.state` under `name`."""
+
+    def service(state: State) -> Any:
+        return state[name]
+
+    return Provide(service, sync_to_thread=False)
+
+
+def service_dependencies() -> dict[str, Provide]:
+    """One dependency per service handlers receive, named as the handlers' parameters are."""
+    return {name: provide_from_state(name) for name in ROUTED}
 
 
 def create_app(settings: CentralSettings) -> Litestar:
     """The app for `settings`. Starting it (the lifespan) migrates, connects and loads the models."""
     metrics = Metrics()
-
-    @asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings, metrics)
-        app.state.runtime = runtime
-        try:
-            yield
-        finally:
-            await runtime.close()
-
     api = Router(
         API_PREFIX,
         route_handlers=api_routes(),
@@ -72,8 +75,8 @@ def create_app(settings: CentralSettings) -> Litestar:
     )
     return Litestar(
         route_handlers=[api, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
-        lifespan=[lifespan],
-        dependencies={"runtime": Provide(provide_runtime, sync_to_thread=False)},
+        lifespan=[central_lifespan(settings, metrics)],
+        dependencies=service_dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[DefineMiddleware(RequestContextMiddleware, metrics=metrics)],
         openapi_config=OpenAPIConfig(

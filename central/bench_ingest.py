@@ -305,8 +305,8 @@ def _count(conn: psycopg.Connection[Any]) -> int:
 async def _worker(dsn: str, broker: str, client_id: str, group: str, batch: int) -> int:
     """One consumer process: prints "ready", starts on "go", stops when stdin closes."""
     from central.db import open_async_pool
-    from central.http.metrics import Metrics
     from central.ingest.consumer import Ingest, IngestSettings
+    from central.metrics import Metrics
     from central.mqtt.client import CentralMqtt
     from central.mqtt.options import MqttOptions
     from central.storage import FileSettings, FileStore

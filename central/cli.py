@@ -102,25 +102,21 @@ def run_migrate(args: argparse.Namespace) -> int:
 def run_create_key(args: argparse.Namespace) -> int:
     import psycopg
 
-    from central.auth.repository import create_key_sync
+    from central.audit import record_sync
+    from central.auth.repository import create_key_sync, unknown_sites_sync
     from central.db.migrations import migrate
 
     dsn = _dsn(args)
     migrate(dsn)
     with psycopg.connect(dsn) as conn:
-        known = {row[0] for row in conn.execute("SELECT id FROM sites WHERE id = ANY(%s)", (args.site,))}
-        unknown = sorted(set(args.site) - known)
+        unknown = unknown_sites_sync(conn, args.site)
         if unknown:
             raise ConfigError(f"unknown sites {unknown}: create them through the API first")
         try:
             issued = create_key_sync(conn, args.name, args.scope, args.site)
         except ValueError as err:
             raise ConfigError(str(err)) from err
-        conn.execute(
-            "INSERT INTO audit_log (actor, action, target_type, target_id) VALUES ('cli', 'api_key.create', "
-            "'api_key', %s)",
-            (issued.prefix,),
-        )
+        record_sync(conn, "cli", "api_key.create", "api_key", issued.prefix)
     print(issued.display)
     return 0
 

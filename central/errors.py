@@ -1,7 +1,8 @@
 """Domain errors of central's API. Each carries an HTTP status and a stable snake_case `code`.
 
 `central/http/errors.py` maps these (and the auth, storage, database and image errors) to JSON responses
-in one place: `{"code": ..., "message": ..., "request_id": ...}`.
+in one place: `{"code": ..., "message": ..., "request_id": ...}`. `Forbidden` (403, with a `reason`) is
+here rather than in central/auth/ because every domain raises it (central/principal.py checks scopes).
 """
 
 from __future__ import annotations
@@ -75,3 +76,15 @@ class Unavailable(ApiError):  # noqa: N818
 
     status_code = 503
     default_code = "unavailable"
+
+
+class Forbidden(FacegateError):  # noqa: N818 - named after the HTTP status it maps to
+    """The caller is authenticated but may not do this (HTTP 403): scope too low, other site, edge-only.
+
+    `reason` is a stable snake_case code for the JSON error body, e.g. "site_not_allowed"."""
+
+    status_code = 403
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,5 +1,6 @@
 """Rows the gallery tests need, written directly with SQL (sites, people, templates, edges), and version-log
-appends through central/galleries/changes.py, so the gallery tests do not depend on other packages' routes."""
+appends through central/galleries/repository.py, so the gallery tests do not depend on other packages'
+routes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import numpy as np
 import psycopg
 
 from central.auth.keys import hash_secret, new_api_key
-from central.galleries.changes import append_change, change_body, record_person_change
+from central.galleries.changes import change_body
+from central.galleries.repository import append_change, record_person_change
 
 MODEL = "sface-2021dec"
 SIZE = 128

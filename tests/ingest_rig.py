@@ -55,8 +55,8 @@ def central_mqtt(settings: CentralSettings, *, connected: bool = True) -> Iterat
 
 
 def _connected(central: Central) -> bool:
-    runtime = central.client.app.state.runtime
-    return runtime.mqtt is not None and runtime.mqtt.connected
+    mqtt = central.client.app.state.mqtt  # central's MQTT client, made by the lifespan
+    return mqtt is not None and mqtt.connected
 
 
 def register_edge(dsn: str, site: str, edge: str) -> None:

@@ -18,8 +18,8 @@ import pytest
 from litestar.routes import HTTPRoute
 
 from central.auth.keys import hash_secret, new_api_key
-from central.auth.scopes import Scope
 from central.http.guards import SCOPE_OPT
+from central.principal import Scope
 from tests.central_app import Central
 
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")

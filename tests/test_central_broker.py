@@ -18,7 +18,7 @@ from queue import Empty
 import psycopg
 import pytest
 
-from central.broker.registry import load_registry_sync
+from central.broker.repository import load_registry_sync
 from demo.tls import make_certificates
 from tests.central_app import Central
 from tests.secure_broker import Login, SecureClient, SecuredBroker, start_secured_broker

@@ -8,10 +8,9 @@ from uuid import UUID, uuid4
 import pytest
 
 from central.enrollment.analysis import AcceptedFace, analyse_photo, sha256_hex
-from central.enrollment.duplicates import index_for
-from central.enrollment.saving import save_accepted
-from central.enrollment.service import enroll_photo, get_or_create_person
+from central.enrollment.service import EnrollmentService
 from central.errors import NotFound
+from central.people.service import PeopleService
 from central.runtime import Runtime
 from central.settings import CentralSettings
 from common.pipeline.image import ImageLimits
@@ -35,6 +34,11 @@ Samples = dict[str, SamplePhoto]
 def runtime_of(central: Central) -> Runtime:
     runtime: Runtime = central.client.app.state.runtime
     return runtime
+
+
+def enrollment_of(central: Central) -> EnrollmentService:
+    enrollment: EnrollmentService = central.client.app.state.enrollment
+    return enrollment
 
 
 def test_enroll_good_photo_is_accepted_with_template_and_object(central: Central, samples: Samples) -> None:
@@ -174,22 +178,23 @@ def test_enroll_failed_transaction_deletes_the_stored_object(central: Central, s
     face = analyse_photo(runtime.pipeline, data, ImageLimits())
     assert isinstance(face, AcceptedFace)
     missing = uuid4()  # no such person: the transaction fails after the object was stored
+    enrollment = enrollment_of(central)
     with pytest.raises(NotFound):
         central.client.blocking_portal.call(
-            lambda: save_accepted(
-                runtime, None, missing, data=data, digest=sha256_hex(data), face=face, threshold=0.9
+            lambda: enrollment.save_accepted(
+                None, missing, data=data, digest=sha256_hex(data), face=face, threshold=0.9
             )
         )
     assert keys(central, "photos/") == []
 
 
 def test_enroll_service_get_or_create_person_is_idempotent(central: Central, samples: Samples) -> None:
-    runtime = runtime_of(central)
+    people: PeopleService = central.client.app.state.people
     portal = central.client.blocking_portal
-    first = portal.call(get_or_create_person, runtime, None, "bulk-1", "Bulk One")
-    again = portal.call(get_or_create_person, runtime, None, "bulk-1", "Other Name")
+    first = portal.call(people.get_or_create, None, "bulk-1", "Bulk One")
+    again = portal.call(people.get_or_create, None, "bulk-1", "Other Name")
     assert first == again
-    result = portal.call(enroll_photo, runtime, None, first, "b.jpg", photo(samples, "biden"))
+    result = portal.call(enrollment_of(central).enroll_photo, None, first, "b.jpg", photo(samples, "biden"))
     assert result.status == "accepted"
     person = central.client.get(f"{PEOPLE}/{first}", headers=central.admin).json()
     assert person["display_name"] == "Bulk One"
@@ -246,7 +251,7 @@ def test_enroll_keeps_the_duplicate_index_in_step_with_the_database(
     for external_id, name in [("a", "obama"), ("b", "biden"), ("c", "grace_hopper")]:
         person = new_person(central, external_id)
         assert enroll(central, person["id"], f"{name}.jpg", photo(samples, name))["status"] == "accepted"
-    cached = index_for(runtime_of(central)).snapshots["sface-2021dec"]
+    cached = enrollment_of(central).index.snapshots["sface-2021dec"]
     with central.db() as conn:
         row = conn.execute(
             "SELECT count(*), sum(('x' || left(id::text, 8))::bit(32)::bigint) FROM templates"

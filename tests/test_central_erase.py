@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
-from central.people.cleanup import sweep_once
+from central.cleanup.service import CleanupService
 from central.storage import crop_key, snapshot_key
 from demo.sample_faces import SamplePhoto
 from tests.central_app import Central
@@ -188,7 +188,8 @@ def test_erase_sweeper_deletes_queued_objects_left_behind(central: Central) -> N
             "now() - interval '1 hour'), ('crops/2026/01/01/young.jpg', false, NULL, now())",
             (f"photos/{person['id']}/", person["id"]),
         )
-    remaining = central.client.blocking_portal.call(sweep_once, runtime)
+    cleanup: CleanupService = central.client.app.state.cleanup
+    remaining = central.client.blocking_portal.call(cleanup.sweep_once)
     assert remaining == 0
     assert list(runtime.store.list(f"photos/{person['id']}/")) == []
     assert not runtime.store.exists("crops/2026/01/01/orphan.jpg")

@@ -22,8 +22,9 @@ import psycopg
 from central.auth.repository import create_key_sync
 from central.db import migrate
 from central.enrollment.archive import plan_archive
-from central.enrollment.workers import archive_limits
-from central.runtime import Runtime, open_object_store
+from central.enrollment.settings import archive_limits
+from central.lifespan import Workers
+from central.runtime import open_object_store
 from central.settings import CentralSettings
 from central.storage import FileSettings
 from central.storage.keys import job_key
@@ -43,9 +44,9 @@ EXPECTED = {
 }
 
 
-async def stop_job_workers(runtime: Runtime) -> None:
+async def stop_job_workers(workers: Workers) -> None:
     """Cancel this replica's job workers and sweep (as if they were all busy elsewhere)."""
-    mine = [t for t in runtime.tasks if t.get_name().startswith("enrollment-job")]
+    mine = [t for t in workers.tasks if t.get_name().startswith("enrollment-job")]
     for task in mine:
         task.cancel()
     for task in mine:
@@ -94,7 +95,7 @@ def test_job_queued_by_one_replica_is_processed_by_another(
     central_settings: CentralSettings, samples: Mapping[str, SamplePhoto]
 ) -> None:
     for first in start_central(central_settings):
-        first.client.blocking_portal.call(stop_job_workers, first.client.app.state.runtime)
+        first.client.blocking_portal.call(stop_job_workers, first.client.app.state.workers)
         job = post_zip(first, build_zip(batch_entries(samples))).json()
         time.sleep(1.5)
         assert first.client.get(f"{JOBS}/{job['id']}", headers=first.admin).json()["status"] == "queued"

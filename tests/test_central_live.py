@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from central.auth.repository import create_key_sync
-from central.auth.scopes import Principal, Scope
-from central.live.fanout import encode_batch, publish_events
 from central.live.hub import LiveHub, live_events
-from central.live.metrics import LiveMetrics
+from central.live.service import LiveService, encode_batch
+from central.metrics import LiveMetrics
+from central.principal import Principal, Scope
 from central.settings import CentralSettings
 from tests.central_app import Central, start_central
 from tests.central_server import serve
@@ -65,10 +65,10 @@ def wait_subscribed(central: Central) -> None:
 
 
 def publish(central: Central, events: Sequence[Mapping[str, Any]]) -> None:
-    """publish_events on this replica's event loop, as ingest calls it."""
-    runtime = central.client.app.state.runtime
+    """The live service's publish on this replica's event loop, as ingest calls it."""
+    live: LiveService = central.client.app.state.live
     with central.client.portal() as portal:
-        portal.call(publish_events, runtime, events)
+        portal.call(live.publish, events)
 
 
 def connect(central: Central, credential: str | None, query: str = "") -> WebSocketTestSession:

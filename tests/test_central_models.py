@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from central.errors import Unavailable
-from central.models.artifacts import artifact_key, ensure_artifact
+from central.models.repository import artifact_key, ensure_artifact
 from central.runtime import open_object_store
 from central.storage import FileSettings, FileStore
 from common.models.manifest import SFACE, YUNET

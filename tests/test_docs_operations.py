@@ -192,8 +192,8 @@ def test_operations_measured_figures_quoted_from_their_source() -> None:
 
 
 def test_operations_partition_upkeep_as_coded() -> None:
-    runtime = _read(ROOT / "central" / "runtime.py")
-    period = re.search(r"^PARTITION_EVERY_S = (\d+) \* 3600", runtime, re.MULTILINE)
+    upkeep = _read(ROOT / "central" / "db" / "partitions.py")
+    period = re.search(r"^PARTITION_EVERY_S = (\d+) \* 3600", upkeep, re.MULTILINE)
     assert period, "PARTITION_EVERY_S changed form: update docs/operations.md and this test"
     ahead, behind = (
         inspect.signature(ensure_event_partitions).parameters[n].default

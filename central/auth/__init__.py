@@ -1,6 +1,10 @@
-"""Central auth primitives: API keys, Mosquitto hashes, JWTs, scopes, rate limits (docs/central-auth.md)."""
+"""Central auth: API keys, Mosquitto hashes, JWTs, rate limits, the key routes (docs/central-auth.md).
 
-from central.auth.errors import AuthError, Forbidden, HashFormatError, RateLimitError
+`Principal`, `Scope` and the scope checks live in central/principal.py and `Forbidden` in
+central/errors.py (every domain uses them); they are re-exported here with the auth primitives.
+"""
+
+from central.auth.errors import AuthError, HashFormatError, RateLimitError
 from central.auth.keys import IssuedKey, hash_secret, new_api_key, parse_api_key, verify_secret
 from central.auth.passwords import mosquitto_hash, password_file_line, verify_mosquitto
 from central.auth.ratelimit import (
@@ -10,8 +14,9 @@ from central.auth.ratelimit import (
     RedisRateLimiter,
     make_rate_limiter,
 )
-from central.auth.scopes import Principal, Scope, require, require_edge, require_scope
 from central.auth.tokens import TokenClaims, issue_token, verify_token
+from central.errors import Forbidden
+from central.principal import Principal, Scope, require, require_edge, require_scope
 
 __all__ = [
     "AuthError",

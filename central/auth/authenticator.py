@@ -18,19 +18,13 @@ from dataclasses import dataclass
 
 import anyio.to_thread
 
+from central.auth import repository as repo
 from central.auth.errors import AuthError
 from central.auth.keys import KEY_TAG, parse_api_key, verify_secret
-from central.auth.scopes import Principal, Scope
 from central.auth.tokens import verify_token
 from central.db.pool import AsyncPool
+from central.principal import Principal, Scope
 
-_LOOKUP = """
-SELECT 'key', prefix, scope, sites, secret_hash FROM api_keys WHERE prefix = %(p)s AND revoked_at IS NULL
-UNION ALL
-SELECT 'edge', id, 'edge', ARRAY[site_id::text], api_secret_hash FROM edges
- WHERE api_key_prefix = %(p)s AND api_secret_hash IS NOT NULL
-"""
-_TOUCH_KEY = "UPDATE api_keys SET last_used_at = now() WHERE prefix = %s"
 _MAX_CACHE = 10_000
 
 
@@ -73,14 +67,14 @@ class Authenticator:
         if cached is not None and cached.until > now:
             return cached.principal
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(_LOOKUP, {"p": prefix})).fetchall()
-            if not rows:
+            found = await repo.find_credential(conn, prefix)
+            if found is None:
                 raise AuthError("invalid_key", "unknown or revoked API key")
-            kind, ident, scope, sites, stored = rows[0]
+            kind, ident, scope, sites, stored = found
             if not await anyio.to_thread.run_sync(verify_secret, secret, stored):
                 raise AuthError("invalid_key", "unknown or revoked API key")
             if kind == "key":
-                await conn.execute(_TOUCH_KEY, (prefix,))
+                await repo.touch_key(conn, prefix)
         principal = (
             Principal("edge", ident, Scope.EDGE, tuple(sites))
             if kind == "edge"

@@ -1,4 +1,6 @@
-"""Errors of the auth package: 401 (who are you?) versus 403 (you may not) versus broken stored data."""
+"""Errors of the auth package: 401 (who are you?) versus broken stored data.
+
+403 (you may not) is `central.errors.Forbidden`, raised by every domain's access checks."""
 
 from __future__ import annotations
 
@@ -12,16 +14,6 @@ class AuthError(FacegateError):
     """
 
     status_code = 401
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class Forbidden(FacegateError):  # noqa: N818 - named after the HTTP status it maps to
-    """The caller is authenticated but may not do this (HTTP 403): scope too low, other site, edge-only."""
-
-    status_code = 403
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -15,7 +15,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from central.backup.manifest import BackupError
@@ -38,53 +37,6 @@ class Tool:
     path: str
     version: str
     major: int
-
-
-@dataclass(frozen=True, slots=True)
-class ServerInfo:
-    version: str
-    version_num: int
-    migrations: list[str]
-
-    @property
-    def major(self) -> int:
-        return self.version_num // 10000
-
-
-def server_info(dsn: str) -> ServerInfo:
-    """The server's version and the applied migrations (none when the database was never migrated)."""
-    with _connect(dsn) as conn:
-        version = str(_one(conn, "SHOW server_version"))
-        num = int(str(_one(conn, "SHOW server_version_num")))
-        names: list[str] = []
-        if conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone() == (True,):
-            names = [str(r[0]) for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    return ServerInfo(version, num, names)
-
-
-def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
-    try:
-        return psycopg.connect(dsn, autocommit=True, application_name="facegate-backup")
-    except psycopg.OperationalError as err:
-        raise BackupError(f"cannot connect to the database (check FACEGATE_DATABASE_URL): {err}") from err
-
-
-def _one(conn: psycopg.Connection[tuple[object, ...]], query: str) -> object:
-    row = conn.execute(query.encode()).fetchone()
-    if row is None:
-        raise BackupError(f"{query!r} returned no row")
-    return row[0]
-
-
-def database_is_empty(dsn: str) -> bool:
-    """True when the database has no table, view or sequence outside the system schemas."""
-    with _connect(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'"
-            " AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')"
-        ).fetchone()
-    return row is not None and row[0] == 0
 
 
 def candidates(name: str) -> list[Path]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from central.backup import pgtools
+from central.backup import pgtools, repository
 from central.backup.manifest import DUMP, BackupError, Manifest, entry_for, read_manifest, verify
 from central.backup.objects import dump_objects, restore_objects, store_is_empty
 from central.backup.retention import TMP_PREFIX
@@ -31,7 +31,7 @@ def create_backup(dsn: str, store: ObjectStore, out: Path, now: datetime | None 
     final = out / stamp
     if final.exists():
         raise BackupError(f"{final} already exists; wait a moment and run the backup again")
-    info = pgtools.server_info(dsn)
+    info = repository.server_info(dsn)
     tool = pgtools.find_tool("pg_dump", info.major)
     out.mkdir(parents=True, exist_ok=True)
     work = out / f"{TMP_PREFIX}{stamp}"
@@ -62,13 +62,13 @@ def restore_backup(dsn: str, store: ObjectStore, folder: Path, *, force: bool = 
     manifest = read_manifest(folder)
     verify(folder, manifest)
     if not force:
-        if not pgtools.database_is_empty(dsn):
+        if not repository.database_is_empty(dsn):
             raise BackupError("the target database is not empty; restore into a new database or pass --force")
         if not store_is_empty(store):
             raise BackupError(
                 "the target object store is not empty; use an empty bucket/folder or pass --force"
             )
-    info = pgtools.server_info(dsn)
+    info = repository.server_info(dsn)
     tool = pgtools.find_tool("pg_restore", max(manifest.dump_major, info.major))
     args = ["--dbname", pgtools.dbname(dsn), "--no-owner", "--exit-on-error", "--single-transaction"]
     if force:

@@ -69,7 +69,7 @@ def run_broker_config(args: argparse.Namespace) -> int:
 
     from central.broker.conf import PASSWORD_FILE, BrokerConf, QueueSizing
     from central.broker.files import pid_from_file, reload_broker, write_broker_files
-    from central.broker.registry import load_registry_sync
+    from central.broker.repository import load_registry_sync
     from central.broker.settings import central_account_from_env
 
     dsn: str = args.database_url or os.environ.get(DATABASE_URL_ENV, "")

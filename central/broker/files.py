@@ -21,7 +21,8 @@ from pathlib import Path
 
 from central.broker.acl import CentralAccount, render_acl_file, render_password_file
 from central.broker.conf import ACL_FILE, CONF_FILE, PASSWORD_FILE, BrokerConf, render_conf
-from central.broker.registry import BrokerRegistry, load_registry
+from central.broker.registry import BrokerRegistry
+from central.broker.repository import load_registry
 from central.db.pool import AsyncPool
 from common.errors import ConfigError
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 
+from central.db import repository as repo
 from central.db.partitions import ensure_event_partitions
 from common.errors import FacegateError
 
@@ -27,14 +28,6 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_lock key held while migrating: "facegate" in ASCII, as a signed 64-bit integer.
 MIGRATION_LOCK_KEY = 0x6661636567617465
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
-_CREATE_TABLE = b"""
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    name        text PRIMARY KEY,
-    sha256      text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 class MigrationError(FacegateError):
@@ -88,34 +81,30 @@ def migrate(
         with psycopg.connect(dsn, autocommit=True, application_name="facegate-migrate") as conn:
             _lock(conn, lock_timeout_s)
             try:
-                conn.execute(_CREATE_TABLE)
+                repo.create_migrations_table(conn)
                 applied = _check_applied(conn, migrations)
                 done = [_apply(conn, m) for m in migrations if m.name not in applied]
-                if _has_events_table(conn):
+                if repo.has_events_table(conn):
                     ensure_event_partitions(conn, now or datetime.now(UTC))
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+                repo.unlock_session(conn, MIGRATION_LOCK_KEY)
     except psycopg.OperationalError as err:
         raise MigrationError(f"database connection failed while migrating: {err}") from err
     return done
 
 
 def _lock(conn: psycopg.Connection[tuple[object, ...]], timeout_s: float) -> None:
-    conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout_s * 1000)}ms",))
     try:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        repo.lock_session(conn, MIGRATION_LOCK_KEY, timeout_s)
     except psycopg.errors.LockNotAvailable as err:
         raise MigrationError(
             f"another migration runner held the lock for over {timeout_s:g} s; "
             "check for a stuck `facegate central migrate` and retry"
         ) from err
-    finally:
-        conn.execute("RESET lock_timeout")
 
 
 def _check_applied(conn: psycopg.Connection[tuple[object, ...]], migrations: list[Migration]) -> set[str]:
-    rows = conn.execute("SELECT name, sha256 FROM schema_migrations").fetchall()
-    applied = {str(name): str(digest) for name, digest in rows}
+    applied = repo.applied_migrations(conn)
     for m in migrations:
         if m.name in applied and applied[m.name] != m.sha256:
             raise MigrationError(
@@ -131,18 +120,8 @@ def _check_applied(conn: psycopg.Connection[tuple[object, ...]], migrations: lis
 
 def _apply(conn: psycopg.Connection[tuple[object, ...]], migration: Migration) -> str:
     try:
-        with conn.transaction():
-            conn.execute(migration.sql)  # no parameters: simple protocol, several statements allowed
-            conn.execute(
-                "INSERT INTO schema_migrations (name, sha256) VALUES (%s, %s)",
-                (migration.name, migration.sha256),
-            )
+        repo.apply_migration(conn, migration.name, migration.sql, migration.sha256)
     except psycopg.Error as err:
         raise MigrationError(f"migration {migration.name} failed and was rolled back: {err}") from err
     log.info("migration_applied", extra={"migration": migration.name})
     return migration.name
-
-
-def _has_events_table(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
-    row = conn.execute("SELECT to_regclass('events') IS NOT NULL").fetchone()
-    return bool(row and row[0])

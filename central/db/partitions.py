@@ -4,22 +4,31 @@
 data), so ingest never refuses a row for its timestamp. When a month's partition is created later,
 the rows of that month are moved out of the default partition in the same transaction (PostgreSQL
 would otherwise refuse the new partition: its range must not match rows already in the default).
+
+`migrate` ensures them at start-up; `keep_event_partitions` (a worker started by central/lifespan.py)
+ensures them again every `PARTITION_EVERY_S` on every replica.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio.to_thread
 import psycopg
-from psycopg import sql
+
+from central.db import repository as repo
 
 log = logging.getLogger(__name__)
+upkeep_log = logging.getLogger("central.runtime")  # the logger the upkeep's events have always had
 
 DEFAULT_PARTITION = "events_default"
 # pg_advisory_xact_lock key serialising partition maintenance ("fg-parts" in ASCII).
 PARTITION_LOCK_KEY = 0x66672D7061727473
+PARTITION_EVERY_S = 6 * 3600.0
+"""How often each replica makes sure next months' event partitions exist (idempotent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,50 +72,35 @@ def ensure_event_partitions(
     planned = planned_partitions(now, months_ahead, months_behind)
     created: list[str] = []
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK_KEY,))
-        existing = _existing_partitions(conn)
+        repo.lock_transaction(conn, PARTITION_LOCK_KEY)
+        existing = repo.event_partitions(conn)
         if DEFAULT_PARTITION not in existing:
-            conn.execute(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF events DEFAULT")
+            repo.create_default_partition(conn, DEFAULT_PARTITION)
             created.append(DEFAULT_PARTITION)
         for part in planned:
             if part.name not in existing:
-                _create(conn, part)
+                if repo.create_month_partition(conn, DEFAULT_PARTITION, part.name, part.start, part.end):
+                    log.info("event_partition_rows_moved", extra={"partition": part.name})
                 created.append(part.name)
     if created:
         log.info("event_partitions_created", extra={"partitions": created})
     return created
 
 
-def _existing_partitions(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-        " WHERE i.inhparent = 'events'::regclass"
-    ).fetchall()
-    return {str(row[0]) for row in rows}
+async def keep_event_partitions(database_url: str) -> None:
+    """Every PARTITION_EVERY_S, make sure the partitions around now exist (on its own connection, in a
+    worker thread); a failure is logged and retried at the next period (the default partition takes
+    events meanwhile). Runs until cancelled."""
+    while True:
+        await asyncio.sleep(PARTITION_EVERY_S)
+        try:
+            await anyio.to_thread.run_sync(_ensure_now, database_url)
+        except psycopg.Error as err:
+            upkeep_log.warning("event_partitions_failed", extra={"error": str(err)})
 
 
-def _create(conn: psycopg.Connection[tuple[object, ...]], part: MonthPartition) -> None:
-    bounds = (part.start, part.end)
-    row = conn.execute(
-        f"SELECT EXISTS (SELECT 1 FROM {DEFAULT_PARTITION} WHERE ts >= %s AND ts < %s)", bounds
-    ).fetchone()
-    stranded = bool(row and row[0])
-    if stranded:
-        conn.execute("CREATE TEMP TABLE facegate_moving_events (LIKE events)")
-        conn.execute(
-            f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE ts >= %s AND ts < %s RETURNING *)"
-            " INSERT INTO facegate_moving_events SELECT * FROM moved",
-            bounds,
-        )
-    conn.execute(
-        sql.SQL("CREATE TABLE {} PARTITION OF events FOR VALUES FROM ({}) TO ({})").format(
-            sql.Identifier(part.name), sql.Literal(part.start.isoformat()), sql.Literal(part.end.isoformat())
-        )
-    )
-    if stranded:
-        # The ids are already in event_ids: tell the events_claim_id trigger to let these rows pass.
-        conn.execute("SELECT set_config('facegate.moving_events', 'on', true)")
-        conn.execute("INSERT INTO events SELECT * FROM facegate_moving_events")
-        conn.execute("SELECT set_config('facegate.moving_events', 'off', true)")
-        conn.execute("DROP TABLE facegate_moving_events")
-        log.info("event_partition_rows_moved", extra={"partition": part.name})
+def _ensure_now(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        created = ensure_event_partitions(conn, datetime.now(UTC))
+    if created:
+        upkeep_log.info("event_partitions_created", extra={"partitions": created})

@@ -11,10 +11,10 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
+from central.db import repository as repo
 from common.errors import FacegateError
 
 APPLICATION_NAME = "facegate-central"
-CHECK_QUERY = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 
 SyncPool = ConnectionPool[psycopg.Connection[TupleRow]]
 AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
@@ -39,11 +39,11 @@ def open_pool(dsn: str, min_size: int = 1, max_size: int = 10, *, timeout_s: flo
     try:
         pool.open(wait=True, timeout=timeout_s)
         with pool.connection() as conn:
-            row = conn.execute(CHECK_QUERY).fetchone()
+            migrated = repo.schema_present_sync(conn)
     except (PoolTimeout, psycopg.Error) as err:
         pool.close()
         raise _unreachable(dsn, timeout_s, err) from err
-    if not (row and row[0]):
+    if not migrated:
         pool.close()
         raise _unmigrated()
     return pool
@@ -66,12 +66,11 @@ async def open_async_pool(
     try:
         await pool.open(wait=True, timeout=timeout_s)
         async with pool.connection() as conn:
-            cur = await conn.execute(CHECK_QUERY)
-            row = await cur.fetchone()
+            migrated = await repo.schema_present(conn)
     except (PoolTimeout, psycopg.Error) as err:
         await pool.close()
         raise _unreachable(dsn, timeout_s, err) from err
-    if not (row and row[0]):
+    if not migrated:
         await pool.close()
         raise _unmigrated()
     return pool

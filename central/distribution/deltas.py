@@ -19,21 +19,10 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from central.distribution import repository as repo
 from common.messages import GalleryChange, GalleryManifest, Template
 
 log = logging.getLogger("central.distribution")
-
-_CHANGES = """
-SELECT version, change, created_at FROM gallery_changes
- WHERE gallery_id = %s AND version > %s AND version <= %s ORDER BY version LIMIT %s
-"""
-_TEMPLATES = """
-SELECT id::text, person_id::text, embedding FROM templates WHERE id = ANY(%s::uuid[]) AND model_id = %s
-"""
-_NEWEST_SNAPSHOT = """
-SELECT version, object_key, sha256::text, template_count, created_at FROM snapshots
- WHERE gallery_id = %s AND version <= %s ORDER BY version DESC LIMIT 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +45,7 @@ class StoredSnapshot:
 
 
 async def gallery_state(conn: AsyncConnection[Any], gallery_id: str) -> GalleryState | None:
-    row = await (
-        await conn.execute(
-            "SELECT id::text, model_id, current_version, published_version FROM galleries WHERE id = %s",
-            (gallery_id,),
-        )
-    ).fetchone()
+    row = await repo.gallery(conn, gallery_id)
     return GalleryState(*row) if row else None
 
 
@@ -69,12 +53,9 @@ async def build_deltas(
     conn: AsyncConnection[Any], gallery: GalleryState, after: int, upto: int, limit: int
 ) -> list[GalleryChange]:
     """The deltas of versions after+1 .. upto (at most `limit` of them), in order."""
-    rows = await (await conn.execute(_CHANGES, (gallery.id, after, upto, limit))).fetchall()
+    rows = await repo.changes(conn, gallery.id, after, upto, limit)
     wanted = sorted({t for _, body, _ in rows for t in body.get("upserts", ())})
-    found: dict[str, tuple[str, bytes]] = {}
-    if wanted:
-        cur = await conn.execute(_TEMPLATES, (wanted, gallery.model_id))
-        found = {tid: (pid, bytes(emb)) for tid, pid, emb in await cur.fetchall()}
+    found = await repo.templates(conn, wanted, gallery.model_id) if wanted else {}
     deltas: list[GalleryChange] = []
     for version, body, created_at in rows:
         upserts = [
@@ -104,7 +85,7 @@ async def build_deltas(
 
 async def newest_snapshot(conn: AsyncConnection[Any], gallery_id: str, upto: int) -> StoredSnapshot | None:
     """The stored snapshot of the highest version <= `upto`, if any."""
-    row = await (await conn.execute(_NEWEST_SNAPSHOT, (gallery_id, upto))).fetchone()
+    row = await repo.newest_snapshot(conn, gallery_id, upto)
     return StoredSnapshot(*row) if row else None
 
 

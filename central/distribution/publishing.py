@@ -19,60 +19,44 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from central.db.pool import AsyncPool
+from central.distribution import repository as repo
 from central.distribution.deltas import GalleryState, build_deltas, gallery_state, manifest, newest_snapshot
 from central.distribution.publisher import Publisher
-from central.runtime import Runtime
 from common.messages import GalleryManifest, encode
 from common.topics import gallery_topic
 
 log = logging.getLogger("central.distribution")
 
-LOCK_CLASS = 0x66670001
-"""First key of the per-gallery advisory locks (the second is hashtext(gallery id))."""
-_UNPUBLISHED = "SELECT id::text FROM galleries WHERE published_version <> current_version ORDER BY id"
-_ADVANCE = "UPDATE galleries SET published_version = %s WHERE id = %s"
+
+async def unpublished_galleries(pool: AsyncPool) -> list[str]:
+    async with pool.connection() as conn:
+        return await repo.unpublished_galleries(conn)
 
 
-async def lock_gallery(conn: AsyncConnection[Any], gallery_id: str) -> bool:
-    """Take the gallery's distribution lock for this transaction; False when another replica holds it."""
-    cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS, gallery_id))
-    row = await cur.fetchone()
-    return bool(row and row[0])
-
-
-async def unpublished_galleries(runtime: Runtime) -> list[str]:
-    async with runtime.pool.connection() as conn:
-        return [row[0] for row in await (await conn.execute(_UNPUBLISHED)).fetchall()]
-
-
-async def publish_gallery(runtime: Runtime, publisher: Publisher, gallery_id: str) -> int:
-    """Publish up to `distribution_batch` unpublished versions of the gallery; returns how many."""
-    async with runtime.pool.connection() as conn:
-        if not await lock_gallery(conn, gallery_id):
+async def publish_gallery(pool: AsyncPool, publisher: Publisher, gallery_id: str, batch: int) -> int:
+    """Publish up to `batch` (FACEGATE_DISTRIBUTION_BATCH) unpublished versions of the gallery; returns
+    how many."""
+    async with pool.connection() as conn:
+        if not await repo.lock_gallery(conn, gallery_id):
             return 0
         gallery = await gallery_state(conn, gallery_id)
         if gallery is None or gallery.published_version == gallery.current_version:
             return 0
         if gallery.published_version > gallery.current_version:
             await publish_manifest(conn, publisher, gallery, gallery.current_version)
-            await conn.execute(_ADVANCE, (gallery.current_version, gallery.id))
+            await repo.advance(conn, gallery.id, gallery.current_version)
             log.warning(
                 "gallery_went_back", extra={"gallery": gallery.id, "version": gallery.current_version}
             )
             return 0
-        deltas = await build_deltas(
-            conn,
-            gallery,
-            gallery.published_version,
-            gallery.current_version,
-            runtime.settings.distribution_batch,
-        )
+        deltas = await build_deltas(conn, gallery, gallery.published_version, gallery.current_version, batch)
         topic = gallery_topic(gallery.id, "changes")
         for delta in deltas:
             await publisher.publish(topic, encode(delta), qos=1, retain=False)
         last = deltas[-1].version
         await publish_manifest(conn, publisher, gallery, last)
-        await conn.execute(_ADVANCE, (last, gallery.id))
+        await repo.advance(conn, gallery.id, last)
     log.info(
         "gallery_published",
         extra={"gallery": gallery_id, "from": deltas[0].version, "to": last, "versions": len(deltas)},

@@ -1,8 +1,8 @@
 """What an enrollment photo holds: decoded under limits, run through the face pipeline, judged.
 
-`analyse_photo` is plain blocking work (decode, detect, align, gate, embed); the service runs it on
-the runtime's enrollment worker pool. It never raises for bad input: an undecodable photo, no face,
-several faces or a face the quality gate refuses come back as a `Rejection`.
+`analyse_photo` is plain blocking work (decode, detect, align, gate, embed); the enrollment service runs
+it on its worker threads (FACEGATE_ENROLL_WORKERS). It never raises for bad input: an undecodable photo,
+no face, several faces or a face the quality gate refuses come back as a `Rejection`.
 
 Which faces count: every face the detector found whose box is at least `BACKGROUND_RATIO` of the
 largest face's (shorter box side). Smaller faces are bystanders far behind the subject and are

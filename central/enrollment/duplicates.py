@@ -1,12 +1,12 @@
 """The duplicate-person check: a new embedding against every other person's templates of its model.
 
-Each runtime keeps, per model id, an in-memory matrix of all templates of that model (one unit row
-per template) with their person ids. Before each check it revalidates the matrix with one aggregate
-query: the number of templates of the model and the sum of the first 32 bits of their ids. When
-either differs, it fetches the template ids and person ids (16+16 bytes per template) and the
-embeddings of the templates it has not seen, and drops the ones that are gone; so a check costs one
-index-only aggregate plus one matrix-vector product, and a change costs fetching only what changed.
-Templates this replica commits itself are added to its matrix directly (`added`), with the
+Each app's enrollment service keeps one `TemplateIndex`: per model id, an in-memory matrix of all
+templates of that model (one unit row per template) with their person ids. Before each check it
+revalidates the matrix with one aggregate query: the number of templates of the model and the sum of the
+first 32 bits of their ids. When either differs, it fetches the template ids and person ids (16+16 bytes
+per template) and the embeddings of the templates it has not seen, and drops the ones that are gone; so
+a check costs one index-only aggregate plus one matrix-vector product, and a change costs fetching only
+what changed. Templates this replica commits itself are added to its matrix directly (`added`), with the
 fingerprint updated the same way, so a bulk job on one replica never refetches.
 
 Limits: the revalidation scans the model's template ids (about 10-20 ms per 100,000 templates) and
@@ -17,7 +17,6 @@ Erased people have no templates left, so they never match.
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -27,14 +26,8 @@ import numpy as np
 from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
+from central.enrollment import repository as repo
 from common.pipeline.face import Embedding
-
-_FINGERPRINT = """
-SELECT count(*), coalesce(sum(('x' || left(id::text, 8))::bit(32)::bigint), 0)
-  FROM templates WHERE model_id = %s
-"""
-_IDS = "SELECT id, person_id FROM templates WHERE model_id = %s"
-_EMBEDDINGS = "SELECT id, embedding FROM templates WHERE id = ANY(%s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +57,26 @@ class Snapshot:
 
 @dataclass
 class TemplateIndex:
-    """The per-runtime cache of template matrices, one per model id."""
+    """The per-app cache of template matrices, one per model id (held by the enrollment service)."""
 
     snapshots: dict[str, Snapshot] = field(default_factory=dict)
 
     async def current(self, conn: AsyncConnection[Any], model_id: str, size: int) -> Snapshot:
         """A snapshot that matches the database as `conn` sees it now."""
-        row = await (await conn.execute(_FINGERPRINT, (model_id,))).fetchone()
-        assert row is not None
-        fingerprint = (int(row[0]), int(row[1]))
+        fingerprint = await repo.template_fingerprint(conn, model_id)
         cached = self.snapshots.get(model_id)
         if cached is not None and cached.fingerprint == fingerprint:
             return cached
         fresh = await self._refresh(conn, model_id, size, fingerprint, cached)
         self.snapshots[model_id] = fresh
         return fresh
+
+    async def find_duplicate(
+        self, conn: AsyncConnection[Any], model_id: str, person_id: UUID, embedding: Embedding
+    ) -> tuple[UUID, float] | None:
+        """The other person whose template is most similar to `embedding`, with the similarity."""
+        snapshot = await self.current(conn, model_id, int(embedding.shape[0]))
+        return await anyio.to_thread.run_sync(snapshot.best_other, embedding, person_id)
 
     def added(self, model_id: str, template_id: UUID, person_id: UUID, embedding: Embedding) -> None:
         """Record a template this replica just committed, so its next check needs no refetch.
@@ -109,14 +107,14 @@ class TemplateIndex:
         fingerprint: tuple[int, int],
         cached: Snapshot | None,
     ) -> Snapshot:
-        rows: list[tuple[UUID, UUID]] = await (await conn.execute(_IDS, (model_id,))).fetchall()
+        rows = await repo.template_owners(conn, model_id)
         known: dict[UUID, NDArray[np.float32]] = {}
         if cached is not None:
             known = {tid: cached.matrix[i] for i, tid in enumerate(cached.ids)}
         missing = [tid for tid, _ in rows if tid not in known]
         if missing:
-            fetched = await (await conn.execute(_EMBEDDINGS, (missing,))).fetchall()
-            known.update({tid: unit_row(bytes(blob)) for tid, blob in fetched})
+            fetched = await repo.embeddings(conn, missing)
+            known.update({tid: unit_row(blob) for tid, blob in fetched})
         rows = [(tid, pid) for tid, pid in rows if tid in known and known[tid].shape[0] == size]
         matrix = np.zeros((len(rows), size), dtype=np.float32)
         for i, (tid, _) in enumerate(rows):
@@ -139,22 +137,3 @@ def unit_row(blob: bytes) -> NDArray[np.float32]:
     vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
-
-
-_INDEXES: weakref.WeakKeyDictionary[object, TemplateIndex] = weakref.WeakKeyDictionary()
-
-
-def index_for(owner: object) -> TemplateIndex:
-    """The template index of one runtime (created on first use, dropped with the runtime)."""
-    index = _INDEXES.get(owner)
-    if index is None:
-        index = _INDEXES[owner] = TemplateIndex()
-    return index
-
-
-async def find_duplicate(
-    conn: AsyncConnection[Any], owner: object, model_id: str, person_id: UUID, embedding: Embedding
-) -> tuple[UUID, float] | None:
-    """The other person whose template is most similar to `embedding`, with the similarity."""
-    snapshot = await index_for(owner).current(conn, model_id, int(embedding.shape[0]))
-    return await anyio.to_thread.run_sync(snapshot.best_other, embedding, person_id)

@@ -92,3 +92,18 @@ class RedisQueue:
         except ValueError:
             log.warning("job_queue_bad_entry", extra={"entry": text[:64]})
             return None
+
+
+async def enqueue(queue: JobQueue, job_id: UUID) -> None:
+    """Hand the id to a worker; a queue failure is logged (the lease sweep enqueues the job later)."""
+    try:
+        await queue.put(job_id)
+    except QueueUnavailable as err:
+        log.warning("enrollment_job_enqueue_failed", extra={"job_id": str(job_id), "error": str(err)})
+
+
+def job_queue(redis: aioredis.Redis | None, database_url: str) -> JobQueue:
+    """The Redis queue when FACEGATE_REDIS_URL is set (shared by the replicas), else the in-process one."""
+    if redis is None:
+        return LocalQueue()
+    return RedisQueue(redis, redis_queue_key(database_url))

@@ -17,13 +17,12 @@ import anyio.to_thread
 import psycopg
 
 from central import audit
-from central.auth.scopes import Principal, Scope
-from central.enrollment import jobs_repository as repo
+from central.enrollment import repository as repo
 from central.enrollment.archive import ArchivePlan, PhotoEntry, open_archive, read_photo
-from central.enrollment.jobs import JobResult, JobStatus
-from central.enrollment.service import enroll_photo, get_or_create_person
+from central.enrollment.schemas import JobResult, JobStatus
+from central.enrollment.service import EnrollmentService
 from central.errors import ApiError
-from central.runtime import Runtime
+from central.principal import Principal, Scope
 from central.storage import StorageError
 from common.errors import FacegateError, ImageError
 
@@ -42,9 +41,10 @@ def job_principal(created_by: str) -> Principal | None:
 
 class JobRun:
     def __init__(
-        self, runtime: Runtime, job: repo.ClaimedJob, worker: str, photos: asyncio.Semaphore
+        self, enrollment: EnrollmentService, job: repo.ClaimedJob, worker: str, photos: asyncio.Semaphore
     ) -> None:
-        self.runtime = runtime
+        self.enrollment = enrollment
+        self.pool = enrollment.pool
         self.job = job
         self.worker = worker
         self.photos = photos
@@ -54,7 +54,7 @@ class JobRun:
     async def enrol(self, data: bytes, plan: ArchivePlan) -> None:
         """A result for every photo of `plan` that has none yet; LeaseLostError when another replica took
         the job over (the photos in flight finish first)."""
-        async with self.runtime.pool.connection() as conn:
+        async with self.pool.connection() as conn:
             done = await repo.done_seqs(conn, self.job.id)
         people: dict[str, asyncio.Task[UUID | ApiError]] = {}
         with open_archive(data) as archive:
@@ -72,8 +72,8 @@ class JobRun:
 
     async def person(self, external_id: str, plan: ArchivePlan) -> UUID | ApiError:
         try:
-            return await get_or_create_person(
-                self.runtime, self.principal, external_id, plan.people[external_id]
+            return await self.enrollment.get_or_create_person(
+                self.principal, external_id, plan.people[external_id]
             )
         except ApiError as err:  # refused id, or erased while looked up: its photos say so
             return err
@@ -83,7 +83,7 @@ class JobRun:
     ) -> None:
         try:
             result = await self.outcome(archive, entry, await person)
-            async with self.runtime.pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 await repo.record_result(conn, self.job.id, result)
         finally:
             self.photos.release()
@@ -95,7 +95,7 @@ class JobRun:
             return rejected(entry, person.code, str(person))
         try:
             data = await anyio.to_thread.run_sync(read_photo, archive, entry)
-            photo = await enroll_photo(self.runtime, self.principal, person, entry.filename, data)
+            photo = await self.enrollment.enroll_photo(self.principal, person, entry.filename, data)
         except ImageError as err:
             return rejected(entry, "bad_image", str(err))
         except ApiError as err:  # e.g. the person was erased while the job ran
@@ -114,7 +114,7 @@ class JobRun:
 
     async def finish(self, status: JobStatus, error: str | None) -> None:
         """Mark the job finished (audited) and delete its archive; nothing if another replica has it."""
-        async with self.runtime.pool.connection() as conn:
+        async with self.pool.connection() as conn:
             mine = await repo.finish_job(conn, self.job.id, self.worker, status, error)
             if mine:
                 details = {"status": status, "error": error} if error else {"status": status}
@@ -130,7 +130,7 @@ class JobRun:
             raise LeaseLostError(f"job {self.job.id} was taken over by another replica")
         log.info("enrollment_job_finished", extra={"job_id": str(self.job.id), "status": status})
         try:
-            await anyio.to_thread.run_sync(self.runtime.store.delete, self.job.object_key)
+            await anyio.to_thread.run_sync(self.enrollment.store.delete, self.job.object_key)
         except StorageError as err:  # a leftover archive; the job itself is finished
             log.warning(
                 "enrollment_job_archive_not_deleted", extra={"job_id": str(self.job.id), "error": str(err)}

@@ -1,39 +1,94 @@
-"""HTTP routes of this package (mounted under /api/v1 by central/app.py): bulk enrollment jobs.
+"""HTTP routes of this package (mounted under /api/v1 by central/app.py): photos for one person, and bulk
+enrollment jobs.
 
+POST /people/{id}/photos enrols one or more photos (multipart, one file part each), one result each.
 POST /enrollment-jobs takes a zip (raw `application/zip` body, or multipart file field `archive`),
 checks its directory, stores it and queues a job (202); GET /enrollment-jobs/{id} shows progress and
 results; GET /enrollment-jobs lists jobs, most recent first. See docs/central-enrollment-jobs.md.
+The rules are in central/enrollment/service.py.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-import anyio.to_thread
 from litestar import Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, MultipartBody, QueryParameter
 from litestar.types import ControllerRouterHandler
 
-from central import audit
-from central.auth.scopes import Principal, Scope, require
-from central.enrollment import jobs_repository as repo
-from central.enrollment.archive import plan_archive
-from central.enrollment.jobs import JobRead, JobSummary
 from central.enrollment.jobs_upload import read_archive
-from central.enrollment.workers import LEASE_S, JobWorkers, archive_limits
-from central.errors import NotFound, Unavailable
-from central.runtime import Runtime
+from central.enrollment.schemas import JobRead, PhotoResult
+from central.enrollment.service import EnrollmentService
+from central.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from central.principal import Principal, Scope
 from central.schemas import Page, PageLimit
-from central.storage import StorageError
-from central.storage.keys import job_key
-from common.ids import uuid7
 
-log = logging.getLogger("central.enrollment.jobs")
+
+async def require_multipart(request: Request[Any, Any, Any]) -> None:
+    """415 before the body is parsed unless it is multipart/form-data."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"send the photos as multipart/form-data (one file part per photo), not {media_type or 'no type'}"
+        )
+
+
+@post(
+    "/people/{person_id:uuid}/photos",
+    opt={"scope": Scope.OPERATOR},
+    tags=["people"],
+    status_code=200,
+    before_request=require_multipart,
+)
+async def add_photos(
+    person_id: FromPath[UUID],
+    data: MultipartBody[dict[str, Any]],
+    principal: NamedDependency[Principal],
+    enrollment: NamedDependency[EnrollmentService],
+) -> list[PhotoResult]:
+    """Enroll one or more photos (file parts under any field name, e.g. `photos`): one result each."""
+    enrollment.require_writer(principal)
+    files = upload_files(data, enrollment.settings.max_photos_per_request)
+    await enrollment.require_person(person_id)
+    results = []
+    for upload in files:
+        content = await read_limited(upload, enrollment.settings.max_photo_bytes)
+        results.append(await enrollment.enroll_photo(principal, person_id, upload.filename or "", content))
+    return results
+
+
+def upload_files(form: dict[str, Any], limit: int) -> list[UploadFile]:
+    files: list[UploadFile] = []
+    for name, value in form.items():
+        for item in value if isinstance(value, list) else [value]:
+            if not isinstance(item, UploadFile):
+                raise InvalidInput(f"form field {name!r} is not a file; send each photo as a file part")
+            files.append(item)
+    if not files:
+        raise InvalidInput("no photo in the request; send one file part per photo", code="no_photos")
+    if len(files) > limit:
+        raise PayloadTooLarge(
+            f"{len(files)} photos in one request; send at most {limit} (FACEGATE_MAX_PHOTOS_PER_REQUEST) "
+            "or use a bulk enrollment job",
+            code="too_many_photos",
+        )
+    return files
+
+
+async def read_limited(upload: UploadFile, limit: int) -> bytes:
+    content = await upload.read(limit + 1)
+    if len(content) > limit:
+        raise PayloadTooLarge(
+            f"photo {upload.filename!r} is over {limit} bytes (FACEGATE_MAX_PHOTO_BYTES); "
+            "resize it and retry",
+            code="photo_too_large",
+        )
+    return content
 
 
 @dataclass
@@ -67,80 +122,41 @@ ResultsLimit = Annotated[int, QueryParameter(ge=0, le=1000, description="results
     operation_class=ArchiveUpload,
 )
 async def create_job(
-    request: Request[Any, Any, Any], principal: NamedDependency[Principal], runtime: NamedDependency[Runtime]
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    enrollment: NamedDependency[EnrollmentService],
 ) -> JobRead:
     """Queue a bulk enrollment: a zip with one folder per person (folder name = external id) holding
     that person's photos. Body: the zip with `Content-Type: application/zip`, or multipart/form-data
     with the zip in the file field `archive`. The archive's directory is checked before the job is
     accepted; photos are enrolled in the background. Needs an operator key without site restriction."""
-    require(principal, Scope.OPERATOR, None)
-    workers = _workers(runtime)
-    data = await read_archive(request, runtime.settings.max_zip_bytes)
-    plan = await anyio.to_thread.run_sync(plan_archive, data, archive_limits(runtime.settings))
-    job_id = UUID(uuid7())
-    key = job_key(job_id)
-    await anyio.to_thread.run_sync(runtime.store.put, key, data, "application/zip")
-    try:
-        async with runtime.pool.connection() as conn:
-            job = await repo.insert_job(
-                conn, job_id, created_by=audit.actor(principal), object_key=key, plan=plan, lease_s=LEASE_S
-            )
-            details = {"photos": len(plan.photos), "people": len(plan.people), "skipped": len(plan.skipped)}
-            await audit.record(
-                conn, principal, "enrollment_job.create", "enrollment_job", job_id, details=details
-            )
-    except BaseException:
-        await _forget(runtime, key)
-        raise
-    await workers.enqueue(job_id)
-    log.info("enrollment_job_queued", extra={"job_id": str(job_id), "photos": len(plan.photos)})
-    return job
+    enrollment.require_writer(principal)
+    data = await read_archive(request, enrollment.settings.max_zip_bytes)
+    return await enrollment.create_job(principal, data)
 
 
 @get("/enrollment-jobs/{job_id:uuid}", opt={"scope": Scope.VIEWER}, tags=["enrollment"])
 async def read_job(
     job_id: FromPath[UUID],
     principal: NamedDependency[Principal],
-    runtime: NamedDependency[Runtime],
+    enrollment: NamedDependency[EnrollmentService],
     results_after: ResultsAfter = -1,
     results_limit: ResultsLimit = 100,
 ) -> JobRead:
     """A job's status, counts, skipped entries and the results after seq `results_after` (at most
     `results_limit`). Poll with `results_after` = the previous `next_results` until it is null."""
-    require(principal, Scope.VIEWER, None)
-    async with runtime.pool.connection() as conn:
-        job = await repo.get_job(conn, job_id, results_after, results_limit)
-    if job is None:
-        raise NotFound(f"no enrollment job {job_id}", code="job_not_found")
-    return job
+    return await enrollment.read_job(principal, job_id, results_after, results_limit)
 
 
 @get("/enrollment-jobs", opt={"scope": Scope.VIEWER}, tags=["enrollment"])
 async def list_jobs(
     principal: NamedDependency[Principal],
-    runtime: NamedDependency[Runtime],
+    enrollment: NamedDependency[EnrollmentService],
     limit: PageLimit = 50,
     cursor: Annotated[str | None, QueryParameter(description="`next` of the previous page")] = None,
 ) -> Page:
     """Enrollment jobs, most recent first (counts only; read one job for its results)."""
-    require(principal, Scope.VIEWER, None)
-    async with runtime.pool.connection() as conn:
-        jobs, following = await repo.list_jobs(conn, limit, cursor)
-    items: list[JobSummary] = jobs
-    return Page(items, following)
+    return await enrollment.list_jobs(principal, limit, cursor)
 
 
-def _workers(runtime: Runtime) -> JobWorkers:
-    if runtime.jobs is None:
-        raise Unavailable("the enrollment job workers are not running on this replica; retry later")
-    return runtime.jobs
-
-
-async def _forget(runtime: Runtime, key: str) -> None:
-    try:
-        await anyio.to_thread.run_sync(runtime.store.delete, key)
-    except StorageError as err:
-        log.warning("enrollment_job_archive_not_deleted", extra={"key": key, "error": str(err)})
-
-
-ROUTES: list[ControllerRouterHandler] = [create_job, read_job, list_jobs]
+ROUTES: list[ControllerRouterHandler] = [add_photos, create_job, read_job, list_jobs]

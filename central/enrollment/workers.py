@@ -1,10 +1,10 @@
 """The job workers of one replica: take job ids from the queue, claim, enrol, finish; sweep stale leases.
 
-`JobWorkers.start()` returns the asyncio tasks (JOB_WORKERS takers and one sweeper) that Runtime
-owns and cancels on close. A taken id is claimed in PostgreSQL (a duplicate or a job another replica
-holds is skipped), its zip read from the object store and planned again, and its photos enrolled
-through `enroll_photo` with `photos_in_flight` photos at a time per replica (inference itself runs on
-the FACEGATE_ENROLL_WORKERS threads). A lease
+`JobWorkers.start()` returns the asyncio tasks (JOB_WORKERS takers and one sweeper), which
+central/lifespan.py owns and cancels at shutdown. A taken id is claimed in PostgreSQL (a duplicate or a
+job another replica holds is skipped), its zip read from the object store and planned again, and its
+photos enrolled through the enrollment service's `enroll_photo` with `photos_in_flight` photos at a
+time per replica (inference itself runs on the FACEGATE_ENROLL_WORKERS threads). A lease
 (LEASE_S, renewed every RENEW_S) marks the job as held; the sweep (at start and every SWEEP_S)
 enqueues again jobs whose lease expired, so a job whose replica died is finished by another.
 On a clean shutdown a running job is released at once. See docs/central-enrollment-jobs.md.
@@ -21,74 +21,46 @@ from uuid import UUID
 
 import anyio.to_thread
 
-from central.enrollment import jobs_repository as repo
-from central.enrollment.archive import ArchiveLimits, plan_archive
-from central.enrollment.jobs_queue import JobQueue, LocalQueue, QueueUnavailable, RedisQueue, redis_queue_key
+from central.enrollment import repository as repo
+from central.enrollment.archive import plan_archive
+from central.enrollment.jobs_queue import JobQueue, enqueue
 from central.enrollment.jobs_run import JobRun, LeaseLostError
+from central.enrollment.service import LEASE_S, EnrollmentService
 from central.errors import ApiError
-from central.runtime import Runtime
-from central.settings import CentralSettings
 from central.storage import ObjectNotFound
 
 log = logging.getLogger("central.enrollment.jobs")
 
 JOB_WORKERS = 2
-LEASE_S = 60.0
 RENEW_S = 15.0
 SWEEP_S = 30.0
 TAKE_TIMEOUT_S = 1.0
 MAX_ATTEMPTS = 5
 
 
-def archive_limits(settings: CentralSettings) -> ArchiveLimits:
-    """The archive limits of FACEGATE_MAX_ZIP_ENTRIES, _MAX_ZIP_UNPACKED_BYTES and _MAX_PHOTO_BYTES."""
-    return ArchiveLimits(settings.max_zip_entries, settings.max_zip_unpacked_bytes, settings.max_photo_bytes)
-
-
-def photos_in_flight(settings: CentralSettings) -> int:
-    """Photos a replica's jobs have in flight: twice the inference threads, so they stay busy while other
-    photos wait on the database and storage, but leaving half the connection pool to requests."""
-    workers = settings.enroll_workers
-    return max(1, min(2 * workers, workers + settings.db_pool_max // 2))
-
-
 class JobWorkers:
-    """The queue and workers of one replica (`runtime.jobs`); routes call `enqueue`."""
+    """The workers of one replica, taking ids from `queue` (the enrollment service enqueues them)."""
 
-    def __init__(self, runtime: Runtime, queue: JobQueue) -> None:
-        self.runtime = runtime
+    def __init__(self, enrollment: EnrollmentService, queue: JobQueue) -> None:
+        self.enrollment = enrollment
+        self.pool = enrollment.pool
         self.queue = queue
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.photos = asyncio.Semaphore(photos_in_flight(runtime.settings))
-
-    @classmethod
-    def for_runtime(cls, runtime: Runtime) -> JobWorkers:
-        """Redis queue when FACEGATE_REDIS_URL is set, else the in-process one."""
-        queue: JobQueue = LocalQueue()
-        if runtime.redis is not None:
-            queue = RedisQueue(runtime.redis, redis_queue_key(runtime.settings.database_url))
-        return cls(runtime, queue)
+        self.photos = asyncio.Semaphore(enrollment.settings.photos_in_flight)
 
     def start(self) -> list[asyncio.Task[None]]:
         tasks = [asyncio.create_task(self.work(), name=f"enrollment-job-{n}") for n in range(JOB_WORKERS)]
         tasks.append(asyncio.create_task(self.sweep(), name="enrollment-job-sweep"))
         return tasks
 
-    async def enqueue(self, job_id: UUID) -> None:
-        """Hand the id to a worker; a queue failure is logged (the sweep enqueues the job later)."""
-        try:
-            await self.queue.put(job_id)
-        except QueueUnavailable as err:
-            log.warning("enrollment_job_enqueue_failed", extra={"job_id": str(job_id), "error": str(err)})
-
     async def sweep(self) -> None:
         while True:
             try:
-                async with self.runtime.pool.connection() as conn:
+                async with self.pool.connection() as conn:
                     stale = await repo.stale_jobs(conn, LEASE_S)
                 for job_id in stale:
                     log.info("enrollment_job_requeued", extra={"job_id": str(job_id)})
-                    await self.enqueue(job_id)
+                    await enqueue(self.queue, job_id)
             except Exception:  # top of a worker loop: log and try again at the next period
                 log.exception("enrollment_job_sweep_failed")
             await asyncio.sleep(SWEEP_S)
@@ -105,12 +77,12 @@ class JobWorkers:
 
     async def run(self, job_id: UUID) -> None:
         """Claim and process one job (nothing when another worker holds it or it is finished)."""
-        async with self.runtime.pool.connection() as conn:
+        async with self.pool.connection() as conn:
             claimed = await repo.claim_job(conn, job_id, self.worker_id, LEASE_S)
         if claimed is None:
             return
         log.info("enrollment_job_started", extra={"job_id": str(job_id), "attempt": claimed.attempts})
-        run = JobRun(self.runtime, claimed, self.worker_id, self.photos)
+        run = JobRun(self.enrollment, claimed, self.worker_id, self.photos)
         if claimed.attempts > MAX_ATTEMPTS:
             await run.finish("failed", f"gave up after {MAX_ATTEMPTS} attempts (see the server log)")
             return
@@ -127,8 +99,8 @@ class JobWorkers:
 
     async def process(self, run: JobRun) -> None:
         try:
-            data = await anyio.to_thread.run_sync(self.runtime.store.get, run.job.object_key)
-            plan = await anyio.to_thread.run_sync(plan_archive, data, archive_limits(self.runtime.settings))
+            data = await anyio.to_thread.run_sync(self.enrollment.store.get, run.job.object_key)
+            plan = await anyio.to_thread.run_sync(plan_archive, data, self.enrollment.settings.archive)
         except ObjectNotFound:
             await run.finish("failed", "the uploaded archive is gone from object storage; upload it again")
             return
@@ -142,14 +114,14 @@ class JobWorkers:
         while not run.lost:
             await asyncio.sleep(RENEW_S)
             try:
-                async with self.runtime.pool.connection() as conn:
+                async with self.pool.connection() as conn:
                     run.lost = not await repo.renew_lease(conn, run.job.id, self.worker_id, LEASE_S)
             except Exception:  # top of a loop: try again; the lease lasts several periods
                 log.exception("enrollment_job_renew_failed", extra={"job_id": str(run.job.id)})
 
     async def release(self, run: JobRun) -> None:
         try:
-            async with self.runtime.pool.connection() as conn:
+            async with self.pool.connection() as conn:
                 await repo.release_job(conn, run.job.id, self.worker_id)
         except Exception:  # shutting down or failing: the lease expires and the sweep takes over
             log.exception("enrollment_job_release_failed", extra={"job_id": str(run.job.id)})
@@ -157,4 +129,4 @@ class JobWorkers:
             log.info("enrollment_job_released", extra={"job_id": str(run.job.id)})
 
 
-__all__ = ["JobWorkers", "archive_limits"]
+__all__ = ["JobWorkers"]

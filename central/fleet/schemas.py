@@ -70,3 +70,9 @@ class EdgeCredentials(msgspec.Struct, frozen=True):
 class EdgeRegistered(msgspec.Struct, frozen=True):
     edge: EdgeRead
     credentials: EdgeCredentials
+
+
+class EdgePage(msgspec.Struct, frozen=True):
+    items: list[EdgeRead]
+    next: str | None = None
+    """Pass as `cursor` for the next page; null on the last page."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from central.auth.errors import Forbidden
-from central.auth.scopes import Principal, Scope, require, require_scope
+from central.errors import Forbidden
+from central.principal import Principal, Scope, require, require_scope
 
 
 def can_see(principal: Principal, sites: Sequence[str]) -> bool:

@@ -1,9 +1,16 @@
-"""Galleries, their sites and members in PostgreSQL. Every function runs in the caller's transaction.
+"""Galleries, their sites, members, version log and stored snapshots in PostgreSQL. Every function runs
+in the caller's transaction.
 
 Membership changes lock the person's row (`FOR UPDATE`) before touching the gallery: enrollment inserts
 a template under a key-share lock on the same row, so a new template and a new membership never miss
 each other (the template is either in the membership's upserts or logged by `record_person_change`).
 Lock order is person, then gallery, as in enrollment, so the two cannot deadlock.
+
+Versions come from the `append_gallery_change` SQL function, which bumps `galleries.current_version`
+under its row lock, so concurrent writers queue and no version is skipped or repeated. Callers append
+on the connection of the transaction that makes the change itself (enrollment, template deletion,
+person deletion, membership or scope change): both commit or neither does. The bodies are built by
+central/galleries/changes.py.
 """
 
 from __future__ import annotations
@@ -15,10 +22,11 @@ from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from central.errors import Conflict, InvalidInput, NotFound
-from central.galleries.changes import append_change, change_body
-from central.galleries.schemas import ChangeRead, MemberRead
+from central.galleries.changes import change_body
+from central.galleries.schemas import ChangeRead, MemberRead, SnapshotRead
 
 _NIL = UUID(int=0)
 
@@ -50,6 +58,33 @@ SELECT version, created_at,
        COALESCE(jsonb_array_length(change -> 'deleted_people'), 0),
        change -> 'sites'
   FROM gallery_changes WHERE gallery_id = %s AND version > %s ORDER BY version LIMIT %s
+"""
+_PERSON_GALLERIES = """
+SELECT g.id, g.model_id FROM gallery_people gp JOIN galleries g ON g.id = gp.gallery_id
+ WHERE gp.person_id = %s ORDER BY g.id FOR UPDATE OF g
+"""
+_TEMPLATE_MODELS = "SELECT id, model_id FROM templates WHERE id = ANY(%s)"
+_STORED = """
+SELECT gallery_id::text, version, sha256::text, object_key, template_count, size_bytes, created_at
+  FROM snapshots WHERE gallery_id = %s AND version = %s
+"""
+_RECORD = """
+INSERT INTO snapshots (gallery_id, version, object_key, sha256, size_bytes, template_count)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (gallery_id, version) DO UPDATE
+   SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,
+       template_count = EXCLUDED.template_count, created_at = now()
+RETURNING created_at
+"""
+_VERSION_TIME = """
+SELECT COALESCE((SELECT created_at FROM gallery_changes WHERE gallery_id = %(g)s AND version = %(v)s),
+                (SELECT created_at FROM galleries WHERE id = %(g)s))
+"""
+_LOG = "SELECT change FROM gallery_changes WHERE gallery_id = %s AND version <= %s ORDER BY version"
+_OWNERS = "SELECT id::text, person_id::text FROM templates WHERE id = ANY(%s::uuid[])"
+_TEMPLATES = """
+SELECT id::text, person_id::text, embedding_size, embedding FROM templates
+ WHERE id = ANY(%s::uuid[]) AND model_id = %s ORDER BY id
 """
 
 
@@ -200,3 +235,113 @@ async def list_changes(
 ) -> list[ChangeRead]:
     rows = await (await conn.execute(_CHANGES, (gallery_id, after, limit))).fetchall()
     return [ChangeRead(*row) for row in rows]
+
+
+async def unknown_galleries(conn: AsyncConnection[Any], galleries: Sequence[str]) -> list[str]:
+    """The ids of `galleries` that do not exist, sorted."""
+    cur = await conn.execute("SELECT id FROM galleries WHERE id = ANY(%s)", (list(galleries),))
+    return sorted(set(galleries) - {row[0] for row in await cur.fetchall()})
+
+
+# --- the version log -------------------------------------------------------------------------------
+
+
+async def append_change(conn: AsyncConnection[Any], gallery_id: str, body: dict[str, Any]) -> int:
+    """Append `body` as the gallery's next version and return that version."""
+    cur = await conn.execute("SELECT append_gallery_change(%s, %s)", (gallery_id, Jsonb(body)))
+    row = await cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def record_person_change(
+    conn: AsyncConnection[Any],
+    person_id: UUID,
+    *,
+    upserts: Sequence[UUID] = (),
+    deleted_templates: Sequence[UUID] = (),
+    deleted_person: bool = False,
+) -> dict[str, int]:
+    """Append one change to every gallery that holds the person; returns {gallery id: new version}.
+
+    Upserted templates go only to galleries of the same model id (a template is never compared with
+    another model's); call this after inserting them. Deleted template ids and a deleted person go to
+    every gallery of the person. Galleries with nothing to change get no version.
+    """
+    galleries = await (await conn.execute(_PERSON_GALLERIES, (person_id,))).fetchall()
+    if not galleries:
+        return {}
+    models: dict[UUID, str] = {}
+    if upserts:
+        models = dict(await (await conn.execute(_TEMPLATE_MODELS, (list(upserts),))).fetchall())
+    versions: dict[str, int] = {}
+    for gallery_id, model_id in galleries:
+        mine = [t for t in upserts if models.get(t) == model_id]
+        if not (mine or deleted_templates or deleted_person):
+            continue
+        body = change_body(
+            mine,
+            deleted_templates,
+            [person_id] if deleted_person else [],
+            owners=dict.fromkeys(mine, person_id),
+        )
+        versions[gallery_id] = await append_change(conn, gallery_id, body)
+    return versions
+
+
+# --- stored snapshots ------------------------------------------------------------------------------
+
+
+async def stored_snapshot(conn: AsyncConnection[Any], gallery: Gallery, version: int) -> SnapshotRead | None:
+    row = await (await conn.execute(_STORED, (gallery.id, version))).fetchone()
+    if row is None:
+        return None
+    gid, ver, sha, key, count, size, created = row
+    return SnapshotRead(gid, ver, sha, key, count, size, gallery.model_id, created)
+
+
+async def record_snapshot(  # noqa: PLR0917  # one argument per column
+    conn: AsyncConnection[Any], gallery_id: str, version: int, key: str, sha256: str, size: int, count: int
+) -> datetime:
+    """Record (or replace) the snapshot row; returns its created_at."""
+    row = await (await conn.execute(_RECORD, (gallery_id, version, key, sha256, size, count))).fetchone()
+    assert row is not None
+    created: datetime = row[0]
+    return created
+
+
+async def begin_snapshot_read(conn: AsyncConnection[Any]) -> None:
+    """Make the caller's transaction a consistent read-only view (first statement of the transaction)."""
+    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+async def version_time(conn: AsyncConnection[Any], gallery_id: str, version: int) -> datetime | None:
+    """When `version` was appended (the gallery's creation for version 0); None if the gallery is gone."""
+    row = await (await conn.execute(_VERSION_TIME, {"g": gallery_id, "v": version})).fetchone()
+    return row[0] if row else None
+
+
+async def change_bodies(conn: AsyncConnection[Any], gallery_id: str, version: int) -> list[dict[str, Any]]:
+    """The change bodies of versions 1..`version`, in order."""
+    return [row[0] for row in await (await conn.execute(_LOG, (gallery_id, version))).fetchall()]
+
+
+async def template_owners(conn: AsyncConnection[Any], templates: Sequence[str]) -> dict[str, str]:
+    """{template id: person id} of the templates that still exist."""
+    return dict(await (await conn.execute(_OWNERS, (list(templates),))).fetchall())
+
+
+async def snapshot_templates(
+    conn: AsyncConnection[Any], templates: Sequence[str], model_id: str
+) -> list[tuple[str, str, int, bytes]]:
+    """(template id, person id, embedding size, embedding) of the templates of `model_id`, by id."""
+    rows = await (await conn.execute(_TEMPLATES, (list(templates), model_id))).fetchall()
+    return [(t, p, int(size), bytes(e)) for t, p, size, e in rows]
+
+
+async def embedding_size_of(conn: AsyncConnection[Any], model_id: str) -> int | None:
+    """The embedding size of any stored template of `model_id`, None when there is none."""
+    row = await (
+        await conn.execute("SELECT embedding_size FROM templates WHERE model_id = %s LIMIT 1", (model_id,))
+    ).fetchone()
+    return int(row[0]) if row is not None else None

@@ -7,10 +7,10 @@ transaction, so it is consistent even while changes are appended. Its `created` 
 version v was appended (the gallery's creation for version 0) and templates are sorted by id, so
 building one version twice gives the same bytes and sha256.
 
-Stored under `snapshots/{gallery}/{version}.msgpack` with a `snapshots` row (sha256, size, count) and
-reused: a stored object is read back and checked against the row's sha256 (a missing or different
-object is logged and rebuilt). A version whose templates were deleted since cannot be rebuilt: Gone
-(410), unless it was stored before.
+Stored under `snapshots/{gallery}/{version}.msgpack` with a `snapshots` row (sha256, size, count; its SQL
+is in central/galleries/repository.py) and reused: a stored object is read back and checked against the
+row's sha256 (a missing or different object is logged and rebuilt). A version whose templates were
+deleted since cannot be rebuilt: Gone (410), unless it was stored before.
 
 Cost: replay is linear in the log (the change bodies of 1..v are held in memory); the build holds the
 templates' embeddings and the encoded file in memory at once, about 2 x (embedding bytes + 100) per
@@ -27,42 +27,20 @@ from typing import Any
 import anyio.to_thread
 from psycopg import AsyncConnection
 
+from central.db.pool import AsyncPool
 from central.errors import Gone, NotFound
+from central.galleries import repository as repo
 from central.galleries.replay import replay, upserts_without_owner
 from central.galleries.repository import Gallery
 from central.galleries.schemas import SnapshotRead
-from central.runtime import Runtime
 from central.storage import ObjectNotFound, ObjectStore, snapshot_key
 from common.errors import FacegateError
 from common.messages import Snapshot, SnapshotTemplate, encode_snapshot
-from common.models.manifest import DEFAULT_MODELS
+from common.models.manifest import DEFAULT_MODELS, ModelManifest
 
 log = logging.getLogger("central.galleries.snapshots")
 
 SNAPSHOT_MEDIA_TYPE = "application/vnd.facegate.gallery-snapshot+msgpack"
-
-_STORED = """
-SELECT gallery_id::text, version, sha256::text, object_key, template_count, size_bytes, created_at
-  FROM snapshots WHERE gallery_id = %s AND version = %s
-"""
-_RECORD = """
-INSERT INTO snapshots (gallery_id, version, object_key, sha256, size_bytes, template_count)
-VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (gallery_id, version) DO UPDATE
-   SET object_key = EXCLUDED.object_key, sha256 = EXCLUDED.sha256, size_bytes = EXCLUDED.size_bytes,
-       template_count = EXCLUDED.template_count, created_at = now()
-RETURNING created_at
-"""
-_VERSION_TIME = """
-SELECT COALESCE((SELECT created_at FROM gallery_changes WHERE gallery_id = %(g)s AND version = %(v)s),
-                (SELECT created_at FROM galleries WHERE id = %(g)s))
-"""
-_LOG = "SELECT change FROM gallery_changes WHERE gallery_id = %s AND version <= %s ORDER BY version"
-_OWNERS = "SELECT id::text, person_id::text FROM templates WHERE id = ANY(%s::uuid[])"
-_TEMPLATES = """
-SELECT id::text, person_id::text, embedding_size, embedding FROM templates
- WHERE id = ANY(%s::uuid[]) AND model_id = %s ORDER BY id
-"""
 
 
 class SnapshotBuildError(FacegateError):
@@ -75,28 +53,92 @@ class SnapshotFile:
     data: bytes
 
 
-async def snapshot_file(runtime: Runtime, gallery: Gallery, version: int) -> SnapshotFile:
-    """The stored snapshot of `gallery` at `version` (0..current), built and stored first if need be."""
-    if not 0 <= version <= gallery.current_version:
-        raise NotFound(
-            f"gallery {gallery.id!r} is at version {gallery.current_version}; "
-            f"version {version} does not exist (omit ?version= for the current one)"
+class Snapshots:
+    """Builds, stores and reads back the snapshots of one app's galleries. `recognizer` is the manifest of
+    the model central enrolls with (the embedding size of an empty snapshot of its galleries)."""
+
+    def __init__(self, pool: AsyncPool, store: ObjectStore, recognizer: ModelManifest | None) -> None:
+        self.pool = pool
+        self.store = store
+        self.recognizer = recognizer
+
+    async def file(self, gallery: Gallery, version: int) -> SnapshotFile:
+        """The stored snapshot of `gallery` at `version` (0..current), built and stored first if need be."""
+        if not 0 <= version <= gallery.current_version:
+            raise NotFound(
+                f"gallery {gallery.id!r} is at version {gallery.current_version}; "
+                f"version {version} does not exist (omit ?version= for the current one)"
+            )
+        async with self.pool.connection() as conn:
+            info = await repo.stored_snapshot(conn, gallery, version)
+        if info is not None:
+            data = await read_verified(self.store, info)
+            if data is not None:
+                return SnapshotFile(info, data)
+        return await self.build_and_store(gallery, version)
+
+    async def build_and_store(self, gallery: Gallery, version: int) -> SnapshotFile:
+        """Build the snapshot, put it in the object store, then record (or replace) its row."""
+        snapshot = await self.build(gallery, version)
+        data, digest = await anyio.to_thread.run_sync(_encode, snapshot)
+        key = snapshot_key(gallery.id, version)
+        await anyio.to_thread.run_sync(self.store.put, key, data, SNAPSHOT_MEDIA_TYPE)
+        async with self.pool.connection() as conn:
+            created = await repo.record_snapshot(
+                conn, gallery.id, version, key, digest, len(data), len(snapshot.templates)
+            )
+        log.info(
+            "snapshot_stored",
+            extra={
+                "gallery": gallery.id,
+                "version": version,
+                "templates": len(snapshot.templates),
+                "bytes": len(data),
+            },
         )
-    async with runtime.pool.connection() as conn:
-        info = await stored_snapshot(conn, gallery, version)
-    if info is not None:
-        data = await read_verified(runtime.store, info)
-        if data is not None:
-            return SnapshotFile(info, data)
-    return await build_and_store(runtime, gallery, version)
+        info = SnapshotRead(
+            gallery.id, version, digest, key, len(snapshot.templates), len(data), gallery.model_id, created
+        )
+        return SnapshotFile(info, data)
 
+    async def build(self, gallery: Gallery, version: int) -> Snapshot:
+        """Replay versions 1..`version` and load their templates, in one REPEATABLE READ transaction.
 
-async def stored_snapshot(conn: AsyncConnection[Any], gallery: Gallery, version: int) -> SnapshotRead | None:
-    row = await (await conn.execute(_STORED, (gallery.id, version))).fetchone()
-    if row is None:
-        return None
-    gid, ver, sha, key, count, size, created = row
-    return SnapshotRead(gid, ver, sha, key, count, size, gallery.model_id, created)
+        Gone when a template the version holds was deleted since."""
+        async with self.pool.connection() as conn:
+            await repo.begin_snapshot_read(conn)
+            created = await repo.version_time(conn, gallery.id, version)
+            if created is None:
+                raise NotFound(f"gallery {gallery.id!r} was deleted")
+            bodies = await repo.change_bodies(conn, gallery.id, version)
+            missing = sorted(upserts_without_owner(bodies))
+            known = await repo.template_owners(conn, missing) if missing else {}
+            held = await anyio.to_thread.run_sync(replay, bodies, known)
+            rows = await repo.snapshot_templates(conn, sorted(held), gallery.model_id)
+            size = rows[0][2] if rows else await self._embedding_size(conn, gallery.model_id)
+        if len(rows) != len(held):
+            raise Gone(
+                f"the snapshot of gallery {gallery.id!r} version {version} cannot be rebuilt: "
+                f"{len(held) - len(rows)} of its templates were deleted since; fetch the current version "
+                f"({gallery.current_version} or later) instead"
+            )
+        return Snapshot(
+            gallery=gallery.id,
+            version=version,
+            model=gallery.model_id,
+            embedding_size=size,
+            created=created,
+            templates=[SnapshotTemplate(person_id=p, template_id=t, embedding=e) for t, p, _, e in rows],
+        )
+
+    async def _embedding_size(self, conn: AsyncConnection[Any], model_id: str) -> int:
+        """The embedding size of `model_id` for an empty snapshot: of any template of it, else a manifest."""
+        stored = await repo.embedding_size_of(conn, model_id)
+        if stored is not None:
+            return stored
+        if self.recognizer is not None and self.recognizer.id == model_id:
+            return self.recognizer.embedding_size
+        return next((m.embedding_size for m in DEFAULT_MODELS if m.id == model_id), 0)
 
 
 async def read_verified(store: ObjectStore, info: SnapshotRead) -> bytes | None:
@@ -114,78 +156,6 @@ async def read_verified(store: ObjectStore, info: SnapshotRead) -> bytes | None:
         )
         return None
     return data
-
-
-async def build_and_store(runtime: Runtime, gallery: Gallery, version: int) -> SnapshotFile:
-    """Build the snapshot, put it in the object store, then record (or replace) its row."""
-    snapshot = await build_snapshot(runtime, gallery, version)
-    data, digest = await anyio.to_thread.run_sync(_encode, snapshot)
-    key = snapshot_key(gallery.id, version)
-    await anyio.to_thread.run_sync(runtime.store.put, key, data, SNAPSHOT_MEDIA_TYPE)
-    async with runtime.pool.connection() as conn:
-        params = (gallery.id, version, key, digest, len(data), len(snapshot.templates))
-        row = await (await conn.execute(_RECORD, params)).fetchone()
-    assert row is not None
-    log.info(
-        "snapshot_stored",
-        extra={
-            "gallery": gallery.id,
-            "version": version,
-            "templates": len(snapshot.templates),
-            "bytes": len(data),
-        },
-    )
-    info = SnapshotRead(
-        gallery.id, version, digest, key, len(snapshot.templates), len(data), gallery.model_id, row[0]
-    )
-    return SnapshotFile(info, data)
-
-
-async def build_snapshot(runtime: Runtime, gallery: Gallery, version: int) -> Snapshot:
-    """Replay versions 1..`version` and load their templates, in one REPEATABLE READ transaction.
-
-    Gone when a template the version holds was deleted since."""
-    async with runtime.pool.connection() as conn:
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        row = await (await conn.execute(_VERSION_TIME, {"g": gallery.id, "v": version})).fetchone()
-        created = row[0] if row else None
-        if created is None:
-            raise NotFound(f"gallery {gallery.id!r} was deleted")
-        bodies = [row[0] for row in await (await conn.execute(_LOG, (gallery.id, version))).fetchall()]
-        missing = sorted(upserts_without_owner(bodies))
-        known: dict[str, str] = (
-            dict(await (await conn.execute(_OWNERS, (missing,))).fetchall()) if missing else {}
-        )
-        held = await anyio.to_thread.run_sync(replay, bodies, known)
-        rows = await (await conn.execute(_TEMPLATES, (sorted(held), gallery.model_id))).fetchall()
-        size = rows[0][2] if rows else await _model_embedding_size(conn, runtime, gallery.model_id)
-    if len(rows) != len(held):
-        raise Gone(
-            f"the snapshot of gallery {gallery.id!r} version {version} cannot be rebuilt: "
-            f"{len(held) - len(rows)} of its templates were deleted since; fetch the current version "
-            f"({gallery.current_version} or later) instead"
-        )
-    return Snapshot(
-        gallery=gallery.id,
-        version=version,
-        model=gallery.model_id,
-        embedding_size=size,
-        created=created,
-        templates=[SnapshotTemplate(person_id=p, template_id=t, embedding=bytes(e)) for t, p, _, e in rows],
-    )
-
-
-async def _model_embedding_size(conn: AsyncConnection[Any], runtime: Runtime, model_id: str) -> int:
-    """The embedding size of `model_id` for an empty snapshot: from any template of it, else its manifest."""
-    row = await (
-        await conn.execute("SELECT embedding_size FROM templates WHERE model_id = %s LIMIT 1", (model_id,))
-    ).fetchone()
-    if row is not None:
-        return int(row[0])
-    embedder = runtime.pipeline.embedder
-    if embedder is not None and embedder.model_id == model_id:
-        return embedder.model.manifest.embedding_size
-    return next((m.embedding_size for m in DEFAULT_MODELS if m.id == model_id), 0)
 
 
 def _encode(snapshot: Snapshot) -> tuple[bytes, str]:

@@ -16,9 +16,9 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from central.auth.errors import AuthError, Forbidden, HashFormatError
+from central.auth.errors import AuthError, HashFormatError
 from central.db.pool import DatabaseUnavailableError
-from central.errors import ApiError, TooManyRequests
+from central.errors import ApiError, Forbidden, TooManyRequests
 from central.http.context import current_request_id
 from central.storage import InvalidKeyError, ObjectNotFound, StorageError
 from common.errors import FacegateError, ImageError

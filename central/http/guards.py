@@ -3,24 +3,22 @@
 Each handler declares `opt={"scope": Scope.X}`: viewer, operator or admin for API keys, or EDGE for
 the endpoints edges call (an edge credential reaches only those; admin keys may call them too, for
 debugging, and so may keys of scope X and above where the route also declares `"key_scope": Scope.X`).
-Site checks need the row being touched, so handlers do them with `require` / `require_edge`. The
-principal is then available to handlers as the `principal` dependency.
+Site checks need the row being touched, so services do them with `require` / `require_edge`. The
+principal is then available to handlers as the `principal` dependency. Authentication and rate limiting
+are the auth service's `admit`, which the lifespan put in `app.state.auth` (central/lifespan.py).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-import anyio.to_thread
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from central.auth.errors import AuthError, Forbidden
-from central.auth.scopes import Principal, Scope, require_scope
-from central.errors import TooManyRequests
-from central.runtime import Runtime
+from central.auth.service import AuthService
+from central.errors import Forbidden
+from central.principal import Principal, Scope, require_scope
 
 SCOPE_OPT = "scope"
 SITE_PARAM = "site"
@@ -30,23 +28,11 @@ KEY_SCOPE_OPT = "key_scope"
 
 
 async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    runtime: Runtime = connection.app.state.runtime
     needed = handler.opt.get(SCOPE_OPT)
     if not isinstance(needed, Scope):
         raise RuntimeError(f"route {handler} declares no opt={{'scope': Scope.X}}")  # a bug, not input
-    try:
-        principal = await runtime.authenticator.authenticate(connection.headers.get("authorization"))
-    except AuthError as err:
-        runtime.metrics.auth_failures.labels(err.reason).inc()
-        raise
-    decision = await anyio.to_thread.run_sync(runtime.limiter.hit, rate_key(principal), time.time())
-    if not decision.allowed:
-        runtime.metrics.rate_limited.inc()
-        raise TooManyRequests(
-            f"rate limit of {runtime.settings.rate_limit_per_s:g} requests/s "
-            f"(burst {runtime.settings.rate_limit_burst}) exceeded for this key; retry later",
-            decision.retry_after_s,
-        )
+    auth: AuthService = connection.app.state.auth
+    principal = await auth.admit(connection.headers.get("authorization"))  # 401 or 429, counted
     if handler.opt.get("any_principal"):
         pass  # e.g. POST /auth/token: every valid credential may use it
     elif needed is Scope.EDGE:
@@ -68,12 +54,6 @@ def check_edge_route(principal: Principal, key_scope: object) -> None:
         require_scope(principal, key_scope)
     elif principal.scope is not Scope.ADMIN:
         raise Forbidden("edge_endpoint", "this endpoint is for edges (and admin keys)")
-
-
-def rate_key(principal: Principal) -> str:
-    if principal.kind == "edge":
-        return f"edge:{principal.sites[0]}/{principal.id}"
-    return f"key:{principal.id}"
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -9,7 +9,7 @@ import time
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from central.http.metrics import Metrics
+from central.metrics import Metrics
 from common.ids import uuid7
 from common.log import context
 

@@ -34,10 +34,10 @@ from psycopg_pool import PoolTimeout
 
 from central.db.pool import AsyncPool
 from central.events.schemas import EventRead
-from central.http.metrics import Metrics
 from central.ingest.batch import Committed, commit, store_crops
 from central.ingest.registry import EdgeRegistry
 from central.ingest.validate import Accepted, Checker, Rejected, unknown
+from central.metrics import Metrics
 from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
 from central.settings import CentralSettings
 from central.storage import ObjectStore, StorageError
@@ -68,7 +68,7 @@ class IngestSettings:
 class Ingest:
     """`start()` subscribes and runs the consumer task; `stop()` cancels it (nothing more is acked)."""
 
-    def __init__(  # noqa: PLR0917  # its dependencies, wired by the runtime or the benchmark
+    def __init__(  # noqa: PLR0917  # its dependencies, wired by central/lifespan.py or the benchmark
         self,
         mqtt: CentralMqtt,
         pool: AsyncPool,

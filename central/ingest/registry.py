@@ -8,6 +8,8 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from central.ingest import repository as repo
+
 MIN_REFRESH_S = 1.0
 """A miss reloads the registry at most this often (a newly registered edge is known within ~1 s)."""
 
@@ -41,6 +43,5 @@ class EdgeRegistry:
         return self._edges
 
     async def reload(self, conn: AsyncConnection[Any]) -> None:
-        cur = await conn.execute("SELECT site_id, id FROM edges")
-        self._edges = frozenset((str(site), str(edge)) for site, edge in await cur.fetchall())
+        self._edges = await repo.registered_edges(conn)
         self._loaded_at = self._clock()

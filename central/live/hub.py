@@ -16,8 +16,8 @@ from typing import Any
 
 import msgspec
 
-from central.auth.scopes import Principal
-from central.live.metrics import LiveMetrics
+from central.metrics import LiveMetrics
+from central.principal import Principal
 
 log = logging.getLogger("central.live")
 

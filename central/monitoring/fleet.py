@@ -1,4 +1,5 @@
-"""One read of the fleet's state from PostgreSQL: what the gauges of `FleetCollector` show.
+"""The fleet's state as the gauges of `FleetCollector` show it, from one read of PostgreSQL
+(central/monitoring/repository.py).
 
 An edge is *online* when its stored status is `online` and it was last seen within the staleness
 window (`edge_offline_after_s`, default 90 s: three missed 30 s heartbeats), both judged by the
@@ -12,25 +13,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from psycopg import AsyncConnection
-
-_FLEET = """
-SELECT e.site_id, e.id,
-       e.status = 'online' AND e.last_seen IS NOT NULL
-           AND e.last_seen > now() - make_interval(secs => %(stale)s) AS up,
-       extract(epoch FROM now() - e.last_seen)::float8 AS since_seen,
-       e.stats,
-       COALESCE((
-           SELECT sum(greatest(0, g.current_version - CASE
-                      WHEN jsonb_typeof(e.gallery_versions -> g.id) = 'number'
-                      THEN (e.gallery_versions ->> g.id)::numeric ELSE 0 END))
-             FROM gallery_sites gs JOIN galleries g ON g.id = gs.gallery_id
-            WHERE gs.site_id = e.site_id
-       ), 0)::float8 AS gallery_lag
-  FROM edges e
- ORDER BY e.site_id, e.id
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +39,8 @@ class FleetSnapshot:
     """Unix time of the last successful read of the edges (None: none yet)."""
 
 
-async def read_edges(conn: AsyncConnection[Any], offline_after_s: float) -> tuple[EdgeGauges, ...]:
-    """Every registered edge's gauges, in (site, edge) order."""
-    rows = await (await conn.execute(_FLEET, {"stale": offline_after_s})).fetchall()
-    return tuple(_gauges(row) for row in rows)
-
-
-def _gauges(row: tuple[Any, ...]) -> EdgeGauges:
+def edge_gauges(row: tuple[Any, ...]) -> EdgeGauges:
+    """One edge's gauges from a row of central/monitoring/repository.py `fleet_rows`."""
     site, edge, up, since_seen, stats, lag = row
     return EdgeGauges(
         site=site,

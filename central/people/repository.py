@@ -1,4 +1,5 @@
-"""People in PostgreSQL: create, read, list (keyset pages), update, and get-or-create for bulk jobs.
+"""People in PostgreSQL: create, read, list (keyset pages), update, get-or-create for bulk jobs, their
+photos and templates, and the rows an erasure or a template deletion removes.
 
 Every function runs inside the caller's transaction. Erased people (tombstones, `deleted_at` set)
 are invisible here: reads and updates treat them as missing.
@@ -17,12 +18,8 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from central import audit
-from central.auth.scopes import Principal
 from central.errors import Conflict, InvalidInput, NotFound
-from central.galleries.repository import add_member, get_gallery
-from central.people.schemas import PersonCreate, PersonRead, PersonUpdate
-from central.runtime import Runtime
+from central.people.schemas import PersonCreate, PersonRead, PersonUpdate, PhotoRead, TemplateRead
 from central.schemas import check_metadata
 from common.cursor import CursorError, decode_time_id_cursor, encode_time_id_cursor
 
@@ -38,6 +35,26 @@ _PAGE = f"""
 SELECT {_COLUMNS} FROM people p
  WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s)
  ORDER BY p.created_at, p.id LIMIT %s
+"""
+_PHOTOS = """
+SELECT id, status, quality, width, height, created_at, object_key FROM enrollment_photos
+ WHERE person_id = %s ORDER BY created_at, id
+"""
+_TEMPLATES = """
+SELECT id, model_id, embedding_size, created_at, source_photo_id FROM templates
+ WHERE person_id = %s ORDER BY created_at, id
+"""
+_ERASE_STATE = "SELECT deleted_at IS NOT NULL FROM people WHERE id = %s FOR UPDATE"
+_CROPS = "SELECT crop_key FROM events WHERE person_id = %s AND crop_key IS NOT NULL"
+_TOMBSTONE_EVENTS = (
+    "UPDATE events SET erased_at = now(), crop_key = NULL WHERE person_id = %s AND erased_at IS NULL"
+)
+_SNAPSHOTS = "DELETE FROM snapshots WHERE gallery_id = ANY(%s) RETURNING object_key"
+# Galleries the person left before (their removal wrote deleted_people): older stored snapshots of
+# those still hold the person's embeddings. A scan of the change log; erasure is rare.
+_LEFT_GALLERIES = "SELECT DISTINCT gallery_id FROM gallery_changes WHERE change->'deleted_people' ? %s"
+_TOMBSTONE = """
+UPDATE people SET external_id = NULL, display_name = '', metadata = '{}', deleted_at = now() WHERE id = %s
 """
 MAX_TEXT = 200
 _EPOCH_CURSOR = (datetime.fromisoformat("0001-01-01T00:00:00+00:00"), UUID(int=0))
@@ -86,9 +103,8 @@ async def lock_person(conn: AsyncConnection[Any], person_id: UUID, *, share: boo
         raise NotFound(f"no person {person_id}", code="person_not_found")
 
 
-async def create_person(conn: AsyncConnection[Any], data: PersonCreate) -> tuple[UUID, dict[str, int]]:
-    """Insert the person and add them to `data.galleries`; Conflict on a taken external_id.
-    Returns the id and the new version of each gallery."""
+async def create_person(conn: AsyncConnection[Any], data: PersonCreate) -> UUID:
+    """Insert the person (not `data.galleries`: the service adds those); Conflict on a taken external_id."""
     check_metadata(data.metadata)
     try:
         async with conn.transaction():
@@ -103,27 +119,7 @@ async def create_person(conn: AsyncConnection[Any], data: PersonCreate) -> tuple
     if row is None:
         raise duplicate_external_id(data.external_id)
     person_id: UUID = row[0]
-    return person_id, await add_to_galleries(conn, person_id, data.galleries)
-
-
-async def add_to_galleries(
-    conn: AsyncConnection[Any], person_id: UUID, galleries: Sequence[str]
-) -> dict[str, int]:
-    """Add the person to existing galleries (central/galleries/repository.add_member: each gallery
-    gets a version upserting the person's templates of its model); returns {gallery: version}."""
-    wanted = sorted(set(galleries))
-    if not wanted:
-        return {}
-    cur = await conn.execute("SELECT id FROM galleries WHERE id = ANY(%s)", (wanted,))
-    unknown = sorted(set(wanted) - {row[0] for row in await cur.fetchall()})
-    if unknown:
-        raise InvalidInput(f"unknown galleries {unknown}: create them first", code="unknown_gallery")
-    versions: dict[str, int] = {}
-    for gallery_id in wanted:
-        version = await add_member(conn, await get_gallery(conn, gallery_id, lock=True), person_id)
-        if version is not None:
-            versions[gallery_id] = version
-    return versions
+    return person_id
 
 
 async def update_person(conn: AsyncConnection[Any], person_id: UUID, data: PersonUpdate) -> list[str]:
@@ -176,26 +172,98 @@ async def list_people(
     return people, following
 
 
-async def get_or_create_person(
-    runtime: Runtime, principal: Principal | None, external_id: str, display_name: str
-) -> UUID:
-    """The id of the live person with `external_id`, creating them (audited) when there is none.
+async def insert_if_absent(conn: AsyncConnection[Any], external_id: str, display_name: str) -> UUID | None:
+    """Insert a live person with `external_id`; None (nothing inserted) when one exists already."""
+    cur = await conn.execute(
+        "INSERT INTO people (external_id, display_name) VALUES (%s, %s)"
+        " ON CONFLICT (external_id) DO NOTHING RETURNING id",
+        (external_id, display_name),
+    )
+    row = await cur.fetchone()
+    return UUID(str(row[0])) if row is not None else None
 
-    An existing person keeps their display name. Safe under concurrency: two callers racing on one
-    external id get the same person. InvalidInput for an id or name the API would refuse."""
-    check_person_text(external_id, display_name)
-    async with runtime.pool.connection() as conn:
-        cur = await conn.execute(
-            "INSERT INTO people (external_id, display_name) VALUES (%s, %s)"
-            " ON CONFLICT (external_id) DO NOTHING RETURNING id",
-            (external_id, display_name),
-        )
-        row = await cur.fetchone()
-        if row is not None:
-            await audit.record(conn, principal, "person.create", "person", row[0])
-            return UUID(str(row[0]))
-        cur = await conn.execute("SELECT id FROM people WHERE external_id = %s", (external_id,))
-        found = await cur.fetchone()
-    if found is None:  # erased between the two statements; the caller may retry
-        raise NotFound(f"person {external_id!r} was erased while being looked up; retry")
-    return UUID(str(found[0]))
+
+async def find_by_external_id(conn: AsyncConnection[Any], external_id: str) -> UUID | None:
+    cur = await conn.execute("SELECT id FROM people WHERE external_id = %s", (external_id,))
+    found = await cur.fetchone()
+    return UUID(str(found[0])) if found is not None else None
+
+
+async def list_photos(conn: AsyncConnection[Any], person_id: UUID) -> list[tuple[PhotoRead, str]]:
+    """The person's stored photos, each with its object key (the `url` is left empty for the caller)."""
+    rows = await (await conn.execute(_PHOTOS, (person_id,))).fetchall()
+    return [
+        (PhotoRead(pid, status, quality, width, height, created, ""), key)
+        for pid, status, quality, width, height, created, key in rows
+    ]
+
+
+async def list_templates(conn: AsyncConnection[Any], person_id: UUID) -> list[TemplateRead]:
+    rows = await (await conn.execute(_TEMPLATES, (person_id,))).fetchall()
+    return [TemplateRead(*row) for row in rows]
+
+
+# --- erasure and template deletion -------------------------------------------------------------------
+
+
+async def lock_for_erase(conn: AsyncConnection[Any], person_id: UUID) -> bool | None:
+    """Lock the person's row FOR UPDATE: whether they were erased already; None for no such id."""
+    row = await (await conn.execute(_ERASE_STATE, (person_id,))).fetchone()
+    return None if row is None else bool(row[0])
+
+
+async def galleries_left(conn: AsyncConnection[Any], person_id: UUID) -> list[str]:
+    """Galleries whose log removed the person before (their stored snapshots may hold them)."""
+    return [r[0] for r in await (await conn.execute(_LEFT_GALLERIES, (str(person_id),))).fetchall()]
+
+
+async def crop_keys(conn: AsyncConnection[Any], person_id: UUID) -> list[str]:
+    return [r[0] for r in await (await conn.execute(_CROPS, (person_id,))).fetchall()]
+
+
+async def tombstone_events(conn: AsyncConnection[Any], person_id: UUID) -> int:
+    """Mark the person's events erased (crop key cleared); returns how many."""
+    return (await conn.execute(_TOMBSTONE_EVENTS, (person_id,))).rowcount
+
+
+async def delete_face_data(conn: AsyncConnection[Any], person_id: UUID) -> tuple[int, int]:
+    """Delete the person's templates, enrollment photos and gallery memberships; (templates, photos)."""
+    templates = (await conn.execute("DELETE FROM templates WHERE person_id = %s", (person_id,))).rowcount
+    photos = (await conn.execute("DELETE FROM enrollment_photos WHERE person_id = %s", (person_id,))).rowcount
+    await conn.execute("DELETE FROM gallery_people WHERE person_id = %s", (person_id,))
+    return templates, photos
+
+
+async def delete_snapshots(conn: AsyncConnection[Any], galleries: Sequence[str]) -> list[str]:
+    """Delete the stored snapshot rows of `galleries`; returns their object keys."""
+    return [r[0] for r in await (await conn.execute(_SNAPSHOTS, (list(galleries),))).fetchall()]
+
+
+async def tombstone(conn: AsyncConnection[Any], person_id: UUID) -> None:
+    """Clear the person's personal fields and mark the row erased."""
+    await conn.execute(_TOMBSTONE, (person_id,))
+
+
+async def delete_template(
+    conn: AsyncConnection[Any], person_id: UUID, template_id: UUID
+) -> tuple[bool, UUID | None]:
+    """Delete the person's template: (whether it existed, its source photo id)."""
+    cur = await conn.execute(
+        "DELETE FROM templates WHERE id = %s AND person_id = %s RETURNING source_photo_id",
+        (template_id, person_id),
+    )
+    row = await cur.fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+async def drop_unused_photo(conn: AsyncConnection[Any], photo_id: UUID | None) -> str | None:
+    """Delete the photo row when no template came from it; its object key, or None."""
+    if photo_id is None:
+        return None
+    cur = await conn.execute(
+        "DELETE FROM enrollment_photos ep WHERE ep.id = %s"
+        " AND NOT EXISTS (SELECT 1 FROM templates t WHERE t.source_photo_id = ep.id) RETURNING object_key",
+        (photo_id,),
+    )
+    row = await cur.fetchone()
+    return str(row[0]) if row else None

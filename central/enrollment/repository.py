@@ -1,7 +1,8 @@
-"""Enrollment jobs in PostgreSQL: insert, read, list, and the claim/lease/progress steps of workers.
+"""Enrollment in PostgreSQL: the rows an accepted photo becomes (photo, template), the duplicate index's
+reads, and bulk jobs (insert, read, list, and the claim/lease/progress steps of workers).
 
-Every function runs inside the caller's transaction (`async with runtime.pool.connection()`).
-Worker steps name the worker (`claimed_by`) so a replica that lost its lease to another cannot
+Every function runs inside the caller's transaction (`async with pool.connection()`).
+Job worker steps name the worker (`claimed_by`) so a replica that lost its lease to another cannot
 finish, release or renew the job; results are keyed by (job, seq), so a photo processed twice
 (after a takeover) counts once.
 """
@@ -18,11 +19,31 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from central.enrollment.archive import ArchivePlan, SkippedEntry
-from central.enrollment.jobs import JobRead, JobResult, JobStatus, JobSummary
+from central.enrollment.schemas import JobRead, JobResult, JobStatus, JobSummary
 from central.errors import InvalidInput
 from common.cursor import CursorError, decode_time_id_cursor, encode_time_id_cursor
 
 MAX_SKIPPED_LISTED = 1000
+_PHOTO_CHECK = """
+SELECT (SELECT ep.id FROM enrollment_photos ep WHERE ep.person_id = p.id AND ep.sha256 = %s)
+  FROM people p WHERE p.id = %s AND p.deleted_at IS NULL
+"""
+_LOCK_MODEL = "SELECT pg_advisory_xact_lock(hashtext(%s))"
+_EXISTING = "SELECT id FROM enrollment_photos WHERE person_id = %s AND sha256 = %s"
+_INSERT_PHOTO = """
+INSERT INTO enrollment_photos (id, person_id, object_key, sha256, width, height, quality, status)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'accepted')
+"""
+_INSERT_TEMPLATE = """
+INSERT INTO templates (id, person_id, model_id, embedding_size, embedding, source_photo_id)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+_FINGERPRINT = """
+SELECT count(*), coalesce(sum(('x' || left(id::text, 8))::bit(32)::bigint), 0)
+  FROM templates WHERE model_id = %s
+"""
+_IDS = "SELECT id, person_id FROM templates WHERE model_id = %s"
+_EMBEDDINGS = "SELECT id, embedding FROM templates WHERE id = ANY(%s)"
 _LEASE = "now() + make_interval(secs => %s)"
 _SUMMARY = """id, status, created_by, created_at, started_at, finished_at, total, processed, accepted,
  rejected, people, skipped_count, error"""
@@ -36,6 +57,73 @@ class ClaimedJob:
     object_key: str
     created_by: str
     attempts: int
+
+
+# --- photos and templates ----------------------------------------------------------------------------
+
+
+async def photo_check(conn: AsyncConnection[Any], person_id: UUID, digest: str) -> tuple[bool, UUID | None]:
+    """(whether the live person exists, the id of their photo with this sha256 if they have one)."""
+    row = await (await conn.execute(_PHOTO_CHECK, (digest, person_id))).fetchone()
+    return (False, None) if row is None else (True, row[0])
+
+
+async def lock_model(conn: AsyncConnection[Any], model_id: str) -> None:
+    """Serialise enrollments of one model until the caller's transaction ends (an advisory lock)."""
+    await conn.execute(_LOCK_MODEL, (f"facegate.templates:{model_id}",))
+
+
+async def existing_photo(conn: AsyncConnection[Any], person_id: UUID, digest: str) -> UUID | None:
+    row = await (await conn.execute(_EXISTING, (person_id, digest))).fetchone()
+    return None if row is None else row[0]
+
+
+async def insert_photo(  # noqa: PLR0917  # one argument per column
+    conn: AsyncConnection[Any],
+    photo_id: UUID,
+    person_id: UUID,
+    key: str,
+    digest: str,
+    size: tuple[int, int],
+    quality: float,
+) -> None:
+    """An accepted photo's row; `size` is (width, height)."""
+    await conn.execute(_INSERT_PHOTO, (photo_id, person_id, key, digest, size[0], size[1], quality))
+
+
+async def insert_template(  # noqa: PLR0917  # one argument per column
+    conn: AsyncConnection[Any],
+    template_id: UUID,
+    person_id: UUID,
+    model_id: str,
+    embedding: bytes,
+    photo_id: UUID,
+) -> None:
+    """A template (`embedding`: little-endian float32) made from photo `photo_id`."""
+    size = len(embedding) // 4
+    await conn.execute(_INSERT_TEMPLATE, (template_id, person_id, model_id, size, embedding, photo_id))
+
+
+async def template_fingerprint(conn: AsyncConnection[Any], model_id: str) -> tuple[int, int]:
+    """(count, sum of the first 32 bits of the ids) of the model's templates: changes when they do."""
+    row = await (await conn.execute(_FINGERPRINT, (model_id,))).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+async def template_owners(conn: AsyncConnection[Any], model_id: str) -> list[tuple[UUID, UUID]]:
+    """(template id, person id) of every template of the model."""
+    rows: list[tuple[UUID, UUID]] = await (await conn.execute(_IDS, (model_id,))).fetchall()
+    return rows
+
+
+async def embeddings(conn: AsyncConnection[Any], templates: list[UUID]) -> list[tuple[UUID, bytes]]:
+    """(template id, stored embedding) of the templates that still exist."""
+    rows = await (await conn.execute(_EMBEDDINGS, (templates,))).fetchall()
+    return [(tid, bytes(blob)) for tid, blob in rows]
+
+
+# --- bulk jobs ---------------------------------------------------------------------------------------
 
 
 async def insert_job(

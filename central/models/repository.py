@@ -1,9 +1,8 @@
-"""Model manifests central knows and their artifacts in object storage (`models/{id}/{file}`).
+"""Model artifacts in object storage (`models/{id}/{file}`): models keep no rows, their store is this.
 
-Central knows the default models (YuNet, SFace) and the detector/recognizer it runs itself (which may
-be a user-supplied SCRFD/ArcFace file). An artifact is uploaded lazily, on its first download: from the
-models directory (FACEGATE_MODELS) for the defaults, from its own path for a user model, only after its
-sha256 matches the manifest. A stored object whose recorded sha256 differs is replaced the same way.
+An artifact is uploaded lazily, on its first download: from the models directory (FACEGATE_MODELS) for
+the defaults, from its own path for a user model, only after its sha256 matches the manifest. A stored
+object whose recorded sha256 differs is replaced the same way.
 """
 
 from __future__ import annotations
@@ -14,22 +13,12 @@ from pathlib import Path
 
 from central.errors import Unavailable
 from central.storage import ObjectNotFound, ObjectStore, StoredObject, model_key
-from common.models.manifest import DEFAULT_MODELS, ModelManifest
-from common.pipeline.pipeline import FacePipeline, model_path
+from common.models.manifest import ModelManifest
+from common.pipeline.pipeline import model_path
 
 ARTIFACT_CONTENT_TYPE = "application/octet-stream"
 _UPLOAD_LOCK = threading.Lock()
 """One upload at a time per process: concurrent first downloads then find the object stored."""
-
-
-def known_manifests(pipeline: FacePipeline) -> list[ModelManifest]:
-    """The default models, then the pipeline's own models when they are not defaults."""
-    manifests = list(DEFAULT_MODELS)
-    loaded = [pipeline.detector.model.manifest]
-    if pipeline.embedder is not None:
-        loaded.append(pipeline.embedder.model.manifest)
-    manifests.extend(m for m in loaded if m.id not in {d.id for d in DEFAULT_MODELS})
-    return manifests
 
 
 def artifact_file(manifest: ModelManifest) -> str:
@@ -73,3 +62,8 @@ def _verified_bytes(manifest: ModelManifest, models_dir: Path) -> bytes:
             code="model_unavailable",
         )
     return data
+
+
+def read_artifact(store: ObjectStore, manifest: ModelManifest) -> bytes:
+    """The stored artifact's bytes (after `ensure_artifact`). Blocking."""
+    return store.get(artifact_key(manifest))

@@ -1,4 +1,5 @@
-"""Bulk enrollment jobs as the API shows them: a job's progress, its per-photo results, list entries.
+"""Response bodies of enrollment: one photo's outcome, and bulk enrollment jobs as the API shows them
+(a job's progress, its per-photo results, list entries).
 
 A job goes queued → running → done (every photo has a result) or failed (the archive could not be
 read, or the job kept failing: `error` says why). `processed` = `accepted` + `rejected` and grows
@@ -16,6 +17,20 @@ import msgspec
 from central.enrollment.archive import SkippedEntry
 
 JobStatus = Literal["queued", "running", "done", "failed"]
+
+
+class PhotoResult(msgspec.Struct, frozen=True):
+    """The outcome of one photo. `reason` (rejected only): no_face | multiple_faces | low_quality |
+    duplicate_person | bad_image | duplicate_photo; `message` says what was wrong and what to do."""
+
+    filename: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    message: str | None = None
+    photo_id: UUID | None = None
+    template_id: UUID | None = None
+    quality: float | None = None
+    similar_person_id: UUID | None = None
 
 
 class JobResult(msgspec.Struct, frozen=True):

@@ -1,5 +1,5 @@
-"""The events and edges lists' cursors: the common keyset codec (common/cursor.py), refused with 422
-`bad_cursor` when they do not decode.
+"""The events and edges lists' cursors (shared by two domains, so here): the common keyset codec
+(common/cursor.py), refused with 422 `bad_cursor` when they do not decode.
 
 The event cursor is `[ts (RFC 3339, microseconds), id]` of the last event of a page; the edge cursor is
 `[site, edge]`.

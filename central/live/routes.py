@@ -15,19 +15,19 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 import uuid
 from typing import Any
 
-import anyio.to_thread
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
-from central.auth.errors import AuthError, Forbidden
-from central.auth.scopes import Principal, Scope, require_scope
-from central.http.guards import rate_key
+from central.auth.errors import AuthError
+from central.auth.service import AuthService
+from central.errors import Forbidden, TooManyRequests
 from central.live.hub import Client
-from central.runtime import Runtime
+from central.live.service import LiveService
+from central.principal import Principal, Scope, require_scope
 
 log = logging.getLogger("central.live")
 
@@ -47,37 +47,34 @@ class _Refused(Exception):  # noqa: N818 - an outcome, turned into a close code 
 
 
 @websocket(PATH, tags=["live"])
-async def events_socket(socket: WebSocket[Any, Any, Any]) -> None:
+async def events_socket(
+    socket: WebSocket[Any, Any, Any], auth: NamedDependency[AuthService], live: NamedDependency[LiveService]
+) -> None:
     """Stream the events of the sites this key may see, optionally filtered by site and person."""
-    runtime: Runtime = socket.app.state.runtime
     try:
-        principal = await _authenticate(runtime, socket)
+        principal = await _authenticate(auth, socket)
         sites, person = _filters(socket, principal)
     except _Refused as refusal:
         await socket.accept()
         await socket.close(refusal.code, refusal.reason)
         return
-    assert runtime.live is not None
     await socket.accept()
-    client = runtime.live.add(principal, sites, person)
+    client = live.connect(principal, sites, person)
     try:
-        await _serve(socket, client, runtime.settings.ws_ping_s)
+        await _serve(socket, client, live.ping_s)
     finally:
-        runtime.live.remove(client)
+        live.disconnect(client)
 
 
-async def _authenticate(runtime: Runtime, socket: WebSocket[Any, Any, Any]) -> Principal:
+async def _authenticate(auth: AuthService, socket: WebSocket[Any, Any, Any]) -> Principal:
     header = socket.headers.get("authorization")
     token = socket.query_params.get("token")
     try:
-        principal = await runtime.authenticator.authenticate(header or (f"Bearer {token}" if token else None))
+        principal = await auth.admit(header or (f"Bearer {token}" if token else None))
     except AuthError as err:
-        runtime.metrics.auth_failures.labels(err.reason).inc()
         raise _Refused(CODE_UNAUTHORIZED, f"{err.reason}: {err}") from err
-    decision = await anyio.to_thread.run_sync(runtime.limiter.hit, rate_key(principal), time.time())
-    if not decision.allowed:
-        runtime.metrics.rate_limited.inc()
-        raise _Refused(CODE_TRY_LATER, "rate limit exceeded for this key; retry later")
+    except TooManyRequests as err:
+        raise _Refused(CODE_TRY_LATER, "rate limit exceeded for this key; retry later") from err
     try:
         require_scope(principal, Scope.VIEWER)
     except Forbidden as err:

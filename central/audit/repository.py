@@ -1,15 +1,16 @@
-"""The audit log: who changed what, when. Written in the same transaction as the change it records."""
+"""The `audit_log` table: one entry per change, written in the same transaction as the change it records."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
 from psycopg.types.json import Jsonb
 
-from central.auth.scopes import Principal
+from central.principal import Principal
 
 _INSERT = "INSERT INTO audit_log (actor, action, target_type, target_id, details) VALUES (%s, %s, %s, %s, %s)"
+_INSERT_PLAIN = "INSERT INTO audit_log (actor, action, target_type, target_id) VALUES (%s, %s, %s, %s)"
 
 
 def actor(principal: Principal | None) -> str:
@@ -32,3 +33,10 @@ async def record(
 ) -> None:
     """Append one entry; `action` is `<noun>.<verb>` such as `person.create`. Never pass face data."""
     await conn.execute(_INSERT, (actor(principal), action, target_type, str(target_id), Jsonb(details or {})))
+
+
+def record_sync(
+    conn: Connection[Any], actor_name: str, action: str, target_type: str, target_id: object
+) -> None:
+    """`record` for the synchronous connections of the `facegate central` commands (actor e.g. `cli`)."""
+    conn.execute(_INSERT_PLAIN, (actor_name, action, target_type, str(target_id)))

@@ -1,14 +1,17 @@
-"""Central's Prometheus metrics, in a registry of their own per app (tests build many apps)."""
+"""Central's Prometheus metrics, in a registry of their own per app (tests build many apps).
+
+`Metrics` is one of the plain resources (central/runtime.py): made by `create_app`, exported by /metrics,
+counted by the services and workers that are handed it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from central.live.metrics import LiveMetrics
 from central.monitoring.collector import FleetCollector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -89,6 +92,34 @@ class Metrics:
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""
         self.registry.register(_PoolCollector(stats))
+
+
+class LiveMetrics:
+    """The live-event fan-out's (central/live/): connected clients, clients dropped, publish failures and
+    the Redis subscription's state."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.clients = Gauge(
+            "facegate_live_clients",
+            "WebSocket clients connected to /ws/events on this replica",
+            registry=registry,
+        )
+        self.dropped = Counter(
+            "facegate_live_dropped_clients",
+            "WebSocket clients disconnected by the server, by reason (slow: their queue overflowed)",
+            ["reason"],
+            registry=registry,
+        )
+        self.publish_failures = Counter(
+            "facegate_live_publish_failures",
+            "Event batches that could not be published to Redis (delivered on this replica only)",
+            registry=registry,
+        )
+        self.subscribed = Gauge(
+            "facegate_live_subscribed",
+            "1 while this replica's Redis subscription to the live-event channel is active",
+            registry=registry,
+        )
 
 
 class _PoolCollector(Collector):

@@ -11,6 +11,9 @@
 Times are the database's clock (edges' clocks may be off). A message that is malformed, names another
 edge than its topic, or comes from an unregistered edge goes to dead letters. Messages queue on the
 event loop and one task writes them; the heartbeat backlog is bounded (the oldest are dropped).
+
+It lives with ingest (its SQL is in central/ingest/repository.py): like the events, these are messages
+from the edges, checked and dead-lettered the same way. central/lifespan.py starts and stops it.
 """
 
 from __future__ import annotations
@@ -27,31 +30,20 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import PoolTimeout
 
 from central.db.pool import AsyncPool
-from central.http.metrics import Metrics
-from central.ingest.batch import write_dead_letters
+from central.ingest import repository as repo
 from central.ingest.validate import MALFORMED, TOPIC_MISMATCH, UNKNOWN_EDGE, Rejected
+from central.metrics import Metrics
 from central.mqtt.client import CentralMqtt, Incoming
 from common.messages import Heartbeat, MessageError, Status, decode
 from common.mqtt.payload import truncate
 from common.topics import TopicError, parse_topic
 
-log = logging.getLogger("central.fleet.state")
+log = logging.getLogger("central.fleet.state")  # the logger these events have always had
 STATUS_FILTER = "facegate/v1/+/+/status"
 HEARTBEAT_FILTER = "facegate/v1/+/+/heartbeat"
 MAX_QUEUED = 10_000
 RETRY_S = 2.0
 
-_ONLINE = """
-UPDATE edges SET status = 'online', last_seen = now(), software_version = %(software)s,
-       detector_model = %(detector)s, recognizer_model = %(recognizer)s, gallery_versions = %(galleries)s
- WHERE site_id = %(site)s AND id = %(edge)s
-"""
-_OFFLINE = "UPDATE edges SET status = 'offline' WHERE site_id = %(site)s AND id = %(edge)s"
-_HEARTBEAT = """
-UPDATE edges SET status = 'online', last_seen = now(), stats = %(stats)s, stats_at = now(),
-       gallery_versions = CASE WHEN %(galleries)s = '{}'::jsonb THEN gallery_versions ELSE %(galleries)s END
- WHERE site_id = %(site)s AND id = %(edge)s
-"""
 _STATS_SKIP = ("schema", "id", "ts", "site", "edge", "galleries")
 
 
@@ -98,7 +90,7 @@ class FleetState:
             try:
                 async with self.pool.connection() as conn:
                     dead = [d for m in batch if (d := await _apply_one(conn, m)) is not None]
-                    await write_dead_letters(conn, dead)
+                    await repo.write_dead_letters(conn, dead)
                 break
             except (psycopg.OperationalError, PoolTimeout, OSError) as err:
                 log.warning("fleet_state_retry", extra={"error": str(err)[:300], "messages": len(batch)})
@@ -143,16 +135,16 @@ async def apply(conn: AsyncConnection[Any], message: Incoming) -> Rejected | Non
     params: dict[str, Any] = {"site": topic.site, "edge": topic.edge, "galleries": Jsonb(decoded.galleries)}
     if isinstance(decoded, Heartbeat):
         stats = {k: v for k, v in msgspec.to_builtins(decoded).items() if k not in _STATS_SKIP}
-        cur = await conn.execute(_HEARTBEAT, {**params, "stats": Jsonb(stats)})
+        updated = await repo.edge_heartbeat(conn, {**params, "stats": Jsonb(stats)})
     elif decoded.state == "online":
         versions = {
             "software": decoded.software,
             "detector": decoded.detector,
             "recognizer": decoded.recognizer,
         }
-        cur = await conn.execute(_ONLINE, {**params, **versions})
+        updated = await repo.edge_online(conn, {**params, **versions})
     else:
-        cur = await conn.execute(_OFFLINE, params)
-    if cur.rowcount == 0:
+        updated = await repo.edge_offline(conn, params)
+    if updated == 0:
         return Rejected(message, UNKNOWN_EDGE, f"edge {topic.site}/{topic.edge} is not registered")
     return None

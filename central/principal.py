@@ -1,5 +1,8 @@
 """Who may do what: API-key scopes (admin > operator > viewer), site restriction, and edge principals.
 
+Below every domain (auth authenticates callers into a `Principal`; audit names them; each domain checks
+them), so it imports nothing of central but its errors.
+
 401 versus 403: AuthError (401) means the credential itself is missing or invalid, so the client should
 authenticate again; Forbidden (403) means the credential is fine but does not allow this request, so
 retrying with the same credential will not help.
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from central.auth.errors import Forbidden
+from central.errors import Forbidden
 
 PrincipalKind = Literal["key", "edge"]
 

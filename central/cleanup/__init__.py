@@ -1,0 +1,1 @@
+"""Deleting face-data objects whose rows are gone, through the `pending_deletions` queue."""

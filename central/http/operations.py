@@ -1,0 +1,104 @@
+"""What the operations routes (central/http/routes.py) need: the readiness probes of each dependency, the
+metrics registry, and the folder store's signed files. Built by central/lifespan.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import redis.asyncio as aioredis
+from prometheus_client import generate_latest
+
+from central.db import repository as db
+from central.db.pool import AsyncPool
+from central.metrics import Metrics
+from central.mqtt.client import CentralMqtt
+from central.storage import FileStore, ObjectStore
+
+READY_TIMEOUT_S = 2.0
+_PROBE_KEY = "health/probe"
+
+
+class Operations:
+    """`broker_url` is FACEGATE_MQTT_URL; `mqtt` central's own client when it has one."""
+
+    def __init__(  # noqa: PLR0917  # one argument per dependency probed
+        self,
+        pool: AsyncPool,
+        store: ObjectStore,
+        redis: aioredis.Redis | None,
+        metrics: Metrics,
+        broker_url: str | None,
+        mqtt: CentralMqtt | None,
+    ) -> None:
+        self.pool = pool
+        self.store = store
+        self.redis = redis
+        self.metrics = metrics
+        self.broker_url = broker_url
+        self.mqtt = mqtt
+
+    async def readiness(self) -> dict[str, str]:
+        """{dependency: "ok" or what failed}: database, storage, Redis (if set), MQTT broker (if set)."""
+        checks: dict[str, Coroutine[Any, Any, None]] = {
+            "database": self._database(),
+            "storage": self._storage(),
+        }
+        if self.redis is not None:
+            checks["redis"] = _redis(self.redis)
+        if self.broker_url:
+            checks["broker"] = self._mqtt(self.mqtt) if self.mqtt is not None else _broker(self.broker_url)
+        results = await asyncio.gather(*(_timed(name, check) for name, check in checks.items()))
+        return {name: status for name, status in results}
+
+    def exposition(self) -> bytes:
+        """This replica's metrics in the Prometheus text format."""
+        return generate_latest(self.metrics.registry)
+
+    async def signed_file(self, key: str, expires: str, sig: str) -> tuple[bytes, str] | None:
+        """(bytes, content type) of a folder-store object whose signed URL is valid; None when the store is
+        not a folder or the signature is bad or expired; ObjectNotFound when there is no such object."""
+        store = self.store
+        if not isinstance(store, FileStore) or not store.verify_signed(key, expires, sig):
+            return None
+        data = await anyio.to_thread.run_sync(store.get, key)
+        stat = await anyio.to_thread.run_sync(store.stat, key)
+        return data, stat.content_type
+
+    async def _database(self) -> None:
+        async with self.pool.connection(timeout=READY_TIMEOUT_S) as conn:
+            await db.ping(conn)
+
+    async def _storage(self) -> None:
+        await anyio.to_thread.run_sync(self.store.exists, _PROBE_KEY)
+
+    @staticmethod
+    async def _mqtt(mqtt: CentralMqtt) -> None:
+        """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
+        if not mqtt.connected:
+            raise ConnectionError(str(mqtt.fatal_error or "not connected to the MQTT broker"))
+
+
+async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(check, READY_TIMEOUT_S)
+    except TimeoutError:
+        return name, f"timeout after {READY_TIMEOUT_S:g} s"
+    except Exception as err:  # noqa: BLE001  # a readiness probe reports any failure of a dependency
+        return name, f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return name, "ok"
+
+
+async def _redis(redis: aioredis.Redis) -> None:
+    await redis.ping()
+
+
+async def _broker(url: str) -> None:
+    parts = urlsplit(url)
+    port = parts.port or (8883 if parts.scheme in {"mqtts", "ssl"} else 1883)
+    _, writer = await asyncio.open_connection(parts.hostname or "localhost", port)
+    writer.close()
+    await writer.wait_closed()

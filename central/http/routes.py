@@ -1,0 +1,59 @@
+"""Operations routes at the root: /health (process up), /ready (dependencies), /metrics, /files (signed).
+
+None of them needs a credential: /health and /ready are for load balancers, /metrics for Prometheus
+(restrict it at the proxy), /files URLs carry their own signature and expiry. What they check and serve
+comes from central/http/operations.py (the `operations` dependency).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, FromQuery
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from central.http.operations import Operations
+from central.storage import ObjectNotFound
+
+
+@get("/health", include_in_schema=True, tags=["operations"], sync_to_thread=False)
+def health() -> dict[str, str]:
+    """The process is up and serving requests."""
+    return {"status": "ok"}
+
+
+@get("/ready", tags=["operations"])
+async def ready(operations: NamedDependency[Operations]) -> Response[dict[str, Any]]:
+    """Each dependency answered within 2 s: database, object storage, Redis (if set), MQTT broker (if set)."""
+    body = await operations.readiness()
+    ok = all(status == "ok" for status in body.values())
+    return Response(
+        {"status": "ready" if ok else "not_ready", "checks": body}, status_code=200 if ok else 503
+    )
+
+
+@get("/metrics", tags=["operations"], sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
+def metrics(operations: NamedDependency[Operations]) -> Response[bytes]:
+    """Prometheus metrics of this replica."""
+    return Response(operations.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/files/{key:path}", tags=["operations"], include_in_schema=False)
+async def signed_file(
+    operations: NamedDependency[Operations],
+    key: FromPath[str],
+    expires: FromQuery[str] = "",
+    sig: FromQuery[str] = "",
+) -> Response[bytes]:
+    """An object of the filesystem store, by a URL from its `presigned_get` (404 when S3 is used)."""
+    try:
+        found = await operations.signed_file(key.lstrip("/"), expires, sig)
+    except ObjectNotFound as err:
+        raise NotFoundException("no such file") from err
+    if found is None:
+        raise NotFoundException("no such file, or the link has expired")
+    data, content_type = found
+    return Response(data, media_type=content_type, headers={"Cache-Control": "private, max-age=60"})
