@@ -307,18 +307,25 @@ async def _worker(dsn: str, broker: str, client_id: str, group: str, batch: int)
     from central.db import open_async_pool
     from central.ingest.consumer import Ingest, IngestSettings
     from central.metrics import Metrics
-    from central.mqtt.client import CentralMqtt
-    from central.mqtt.options import MqttOptions
     from central.storage import FileSettings, FileStore
+    from common.mqtt.aio import AsyncMqttClient
+    from common.mqtt.settings import MqttSettings
 
     host, port = broker.rsplit(":", 1)
-    options = MqttOptions(
-        host=host, port=int(port), client_id=client_id, shared_group=group, session_expiry_s=3600
+    options = MqttSettings(
+        host=host,
+        port=int(port),
+        client_id=client_id,
+        protocol="5",
+        session_expiry_s=3600,
+        receive_maximum=1000,
+        manual_ack=True,
+        shared_group=group,
     )
     pool = await open_async_pool(dsn, 2, 4)
     with tempfile.TemporaryDirectory() as tmp:
         store = FileStore(FileSettings(root=Path(tmp), secret_key="bench-" * 8))
-        client = CentralMqtt(options)
+        client = AsyncMqttClient(options)
         ingest = Ingest(client, pool, store, Metrics(), IngestSettings(batch_size=batch))
         ingest.start()
         loop = asyncio.get_running_loop()

@@ -49,11 +49,11 @@ from central.live.service import LiveService
 from central.metrics import Metrics
 from central.models.service import ModelService
 from central.monitoring.refresher import FleetRefresher
-from central.mqtt.client import CentralMqtt
-from central.mqtt.options import MqttOptions
+from central.mqtt.options import mqtt_settings
 from central.people.service import PeopleService
 from central.runtime import Runtime, close_runtime, open_runtime
 from central.settings import CentralSettings
+from common.mqtt.aio import AsyncMqttClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ ROUTED = ("auth", "people", "enrollment", "galleries", "fleet", "events", "model
 """The services handlers receive as dependencies (central/app.py)."""
 
 
-def build_services(runtime: Runtime, mqtt: CentralMqtt | None) -> Services:
+def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     """Every service, wired from the resources (no I/O)."""
     settings, pool, store, metrics = runtime.settings, runtime.pool, runtime.store, runtime.metrics
     embedder = runtime.pipeline.embedder
@@ -177,7 +177,7 @@ async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
 
 
 async def start_workers(
-    workers: Workers, runtime: Runtime, services: Services, mqtt: CentralMqtt | None
+    workers: Workers, runtime: Runtime, services: Services, mqtt: AsyncMqttClient | None
 ) -> None:
     """Start every worker of this replica (the order is the module doc's)."""
     settings, pool, metrics = runtime.settings, runtime.pool, runtime.metrics
@@ -202,7 +202,7 @@ async def start_workers(
         workers.adopt(Distributor(pool, mqtt, policy, rules).start())
 
 
-async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqtt: CentralMqtt) -> None:
+async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqtt: AsyncMqttClient) -> None:
     """Event ingest and fleet state on the MQTT client, which then connects in the background (a broker
     that is down is retried; docs/central-ingest.md). Stopping stops consuming first (nothing more is
     acknowledged), then disconnects."""
@@ -236,7 +236,7 @@ def central_lifespan(
         runtime = await open_runtime(settings, metrics)
         workers = Workers()
         try:
-            mqtt = CentralMqtt(MqttOptions.from_settings(settings)) if settings.mqtt_url else None
+            mqtt = AsyncMqttClient(mqtt_settings(settings)) if settings.mqtt_url else None
             services = build_services(runtime, mqtt)
             app.state.update({**services.by_name(), "runtime": runtime, "mqtt": mqtt, "workers": workers})
             await start_workers(workers, runtime, services, mqtt)

@@ -19,8 +19,8 @@ from central.ingest.validate import (
     Rejected,
     unknown,
 )
-from central.mqtt.client import Incoming
 from common.messages import Event, encode
+from common.mqtt.incoming import Incoming
 from tests.ingest_rig import make_event
 
 SITE, EDGE = "s1", "e1"

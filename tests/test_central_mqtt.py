@@ -1,5 +1,6 @@
-"""Central's MQTT client against private Mosquitto instances: acknowledged publishes, manual acks on a
-persistent session, shared subscriptions, refused logins."""
+"""The common MQTT client's asyncio face with central's policy (MQTT 5, persistent session, manual acks,
+shared subscriptions) against private Mosquitto instances: acknowledged publishes, manual acks, shared
+subscriptions, refused logins."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
-from central.mqtt.options import MqttOptions
+from common.mqtt.aio import AsyncMqttClient
+from common.mqtt.errors import MqttError
+from common.mqtt.incoming import Incoming
+from common.mqtt.settings import MqttSettings
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
 from devtools.services.ports import free_port
 
@@ -27,17 +31,23 @@ def broker(mosquitto_factory: MosquittoFactory) -> MqttBroker:
     return mosquitto_factory(persistence=False).endpoint
 
 
-def options(broker: MqttBroker, **fields: object) -> MqttOptions:
-    base: dict[str, object] = {
-        "host": broker.host,
-        "port": broker.port,
-        "client_id": f"c-{uuid.uuid4().hex[:8]}",
-    }
-    return MqttOptions(**{**base, **fields})  # type: ignore[arg-type]
+def options(broker: MqttBroker, **fields: object) -> MqttSettings:
+    """Central's policy (as central/mqtt/options.py sets it) on `broker`."""
+    base = MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        client_id=f"c-{uuid.uuid4().hex[:8]}",
+        protocol="5",
+        session_expiry_s=7 * 24 * 3600,
+        receive_maximum=1000,
+        manual_ack=True,
+        shared_group="central",
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
 
 
-async def started(opts: MqttOptions, *subscriptions: tuple[str, list[Incoming], bool]) -> CentralMqtt:
-    client = CentralMqtt(opts)
+async def started(opts: MqttSettings, *subscriptions: tuple[str, list[Incoming], bool]) -> AsyncMqttClient:
+    client = AsyncMqttClient(opts)
     for topic_filter, sink, manual in subscriptions:
         client.subscribe(topic_filter, sink.append, shared=True, manual_ack=manual)
     await client.start()
@@ -70,9 +80,9 @@ def test_mqtt_publish_while_disconnected_raises_unavailable(mosquitto_factory: M
     instance = mosquitto_factory(persistence=False, start=False)
 
     async def scenario() -> None:
-        client = CentralMqtt(options(instance.endpoint))
+        client = AsyncMqttClient(options(instance.endpoint))
         await client.start()
-        with pytest.raises(MqttUnavailable):
+        with pytest.raises(MqttError):
             await client.publish("facegate/v1/s1/e1/receipts", b"x")
         await client.stop()
 
@@ -151,7 +161,7 @@ def secured(tmp_path: Path) -> Iterator[MqttBroker]:
 
 def test_mqtt_refused_login_stops_with_clear_error(secured: MqttBroker) -> None:
     async def scenario() -> None:
-        client = CentralMqtt(options(secured, username="central", password="wrong"))
+        client = AsyncMqttClient(options(secured, username="central", password="wrong"))
         await client.start()
         assert not await client.wait_connected(3)
         assert client.fatal_error is not None and "refused the login" in str(client.fatal_error)
@@ -159,7 +169,7 @@ def test_mqtt_refused_login_stops_with_clear_error(secured: MqttBroker) -> None:
         await asyncio.sleep(1.0)
         assert client.connects == connects == 0  # no more attempts
         await client.stop()
-        good = CentralMqtt(options(secured, username="central", password="right"))
+        good = AsyncMqttClient(options(secured, username="central", password="right"))
         await good.start()
         assert await good.wait_connected(5)
         await good.stop()
@@ -207,9 +217,9 @@ def test_mqtt_publish_nowait_while_disconnected_raises_unavailable(
     instance = mosquitto_factory(persistence=False, start=False)
 
     async def scenario() -> None:
-        client = CentralMqtt(options(instance.endpoint))
+        client = AsyncMqttClient(options(instance.endpoint))
         await client.start()
-        with pytest.raises(MqttUnavailable):
+        with pytest.raises(MqttError):
             client.publish_nowait("facegate/v1/s1/e1/receipts", b"x")
         await client.stop()
 

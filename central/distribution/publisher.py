@@ -1,4 +1,4 @@
-"""What the distributor needs of central's MQTT client (central.mqtt.client.CentralMqtt has it)."""
+"""What the distributor needs of central's MQTT client (common.mqtt.aio.AsyncMqttClient has it)."""
 
 from __future__ import annotations
 

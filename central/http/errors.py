@@ -22,6 +22,7 @@ from central.errors import ApiError, Forbidden, TooManyRequests
 from central.http.context import current_request_id
 from central.storage import InvalidKeyError, ObjectNotFound, StorageError
 from common.errors import FacegateError, ImageError
+from common.mqtt.errors import MqttError
 
 log = logging.getLogger("central.http")
 
@@ -112,6 +113,9 @@ def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str,
 def _facegate_error(request: Request[Any, Any, Any], exc: FacegateError) -> Response[dict[str, Any]]:
     if isinstance(exc, DatabaseUnavailableError):
         return _database_error(request, exc)
+    if isinstance(exc, MqttError):
+        log.error("broker_unavailable", extra={"error": str(exc)})
+        return error_response(503, "broker_unavailable", f"the MQTT broker failed: {exc}")
     return _unexpected(request, exc)
 
 

@@ -15,8 +15,8 @@ from prometheus_client import generate_latest
 from central.db import repository as db
 from central.db.pool import AsyncPool
 from central.metrics import Metrics
-from central.mqtt.client import CentralMqtt
 from central.storage import FileStore, ObjectStore
+from common.mqtt.aio import AsyncMqttClient
 
 READY_TIMEOUT_S = 2.0
 _PROBE_KEY = "health/probe"
@@ -32,7 +32,7 @@ class Operations:
         redis: aioredis.Redis | None,
         metrics: Metrics,
         broker_url: str | None,
-        mqtt: CentralMqtt | None,
+        mqtt: AsyncMqttClient | None,
     ) -> None:
         self.pool = pool
         self.store = store
@@ -76,7 +76,7 @@ class Operations:
         await anyio.to_thread.run_sync(self.store.exists, _PROBE_KEY)
 
     @staticmethod
-    async def _mqtt(mqtt: CentralMqtt) -> None:
+    async def _mqtt(mqtt: AsyncMqttClient) -> None:
         """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
         if not mqtt.connected:
             raise ConnectionError(str(mqtt.fatal_error or "not connected to the MQTT broker"))

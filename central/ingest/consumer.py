@@ -38,11 +38,13 @@ from central.ingest.batch import Committed, commit, store_crops
 from central.ingest.registry import EdgeRegistry
 from central.ingest.validate import Accepted, Checker, Rejected, unknown
 from central.metrics import Metrics
-from central.mqtt.client import CentralMqtt, Incoming, MqttUnavailable
 from central.settings import CentralSettings
 from central.storage import ObjectStore, StorageError
 from common.backoff import Backoff
 from common.messages import Receipt, encode
+from common.mqtt.aio import AsyncMqttClient
+from common.mqtt.errors import MqttError
+from common.mqtt.incoming import Incoming
 from common.mqtt.payload import truncate
 from common.topics import edge_topic
 
@@ -70,7 +72,7 @@ class Ingest:
 
     def __init__(  # noqa: PLR0917  # its dependencies, wired by central/lifespan.py or the benchmark
         self,
-        mqtt: CentralMqtt,
+        mqtt: AsyncMqttClient,
         pool: AsyncPool,
         store: ObjectStore,
         metrics: Metrics,
@@ -242,7 +244,7 @@ class Ingest:
                 self.mqtt.publish_nowait(
                     edge_topic(site, edge, "receipts"), encode(Receipt(event_ids=list(ids)))
                 )
-            except MqttUnavailable as err:
+            except MqttError as err:
                 log.warning("ingest_receipt_failed", extra={"site": site, "edge": edge, "error": str(err)})
 
 

@@ -33,8 +33,9 @@ from central.db.pool import AsyncPool
 from central.ingest import repository as repo
 from central.ingest.validate import MALFORMED, TOPIC_MISMATCH, UNKNOWN_EDGE, Rejected
 from central.metrics import Metrics
-from central.mqtt.client import CentralMqtt, Incoming
 from common.messages import Heartbeat, MessageError, Status, decode
+from common.mqtt.aio import AsyncMqttClient
+from common.mqtt.incoming import Incoming
 from common.mqtt.payload import truncate
 from common.topics import TopicError, parse_topic
 
@@ -50,7 +51,7 @@ _STATS_SKIP = ("schema", "id", "ts", "site", "edge", "galleries")
 class FleetState:
     """`start()` subscribes and runs the writer task; `stop()` cancels it."""
 
-    def __init__(self, mqtt: CentralMqtt, pool: AsyncPool, metrics: Metrics) -> None:
+    def __init__(self, mqtt: AsyncMqttClient, pool: AsyncPool, metrics: Metrics) -> None:
         self.mqtt, self.pool, self.metrics = mqtt, pool, metrics
         self.updated = 0
         self._queue: deque[Incoming] = deque(maxlen=MAX_QUEUED)

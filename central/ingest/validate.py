@@ -19,7 +19,7 @@ from uuid import UUID
 
 import msgspec
 
-from central.mqtt.client import Incoming
+from common.mqtt.incoming import Incoming
 from common.topics import TopicError, parse_topic
 
 MALFORMED, TOPIC_MISMATCH, UNKNOWN_EDGE = "malformed", "topic_mismatch", "unknown_edge"
