@@ -23,10 +23,13 @@ class Tally:
     unknown_per_site: Counter[str] = field(default_factory=Counter)
     people_per_site: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     best_score: dict[tuple[str, str], float] = field(default_factory=dict)
+    earliest: datetime | None = None  # the capture time of the earliest event shown
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, site: str, who: str | None, score: float | None) -> None:
+    def add(self, site: str, who: str | None, score: float | None, ts: datetime | None = None) -> None:
         with self.lock:
+            if ts is not None and (self.earliest is None or ts < self.earliest):
+                self.earliest = ts
             self.per_site[site] += 1
             if who is None:
                 self.unknown_per_site[site] += 1
@@ -35,6 +38,13 @@ class Tally:
             key = (site, who)
             if score is not None and score > self.best_score.get(key, -1.0):
                 self.best_score[key] = score
+
+
+def event_time(event: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(event["ts"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
 
 
 def describe(event: dict[str, Any], names: Callable[[str], str]) -> tuple[str, str | None, float | None]:
@@ -80,7 +90,7 @@ class LiveStream:
                     if frame.get("type") != "event":
                         continue
                     line, who, score = describe(frame["event"], self.names)
-                    self.tally.add(str(frame["event"]["site"]), who, score)
+                    self.tally.add(str(frame["event"]["site"]), who, score, event_time(frame["event"]))
                     self.out(line)
         except ConnectionClosed:
             return

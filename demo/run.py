@@ -164,6 +164,8 @@ def _live(options: Options, state: DemoState, stack: ExitStack, central: Central
         interrupted = True
     elapsed = time.monotonic() - started
     live.close()
+    # An event captured just before the window opened may be shown in it: count from the earliest shown.
+    since = min(since, live.tally.earliest or since)
     summary = Summary(
         tally=live.tally,
         elapsed_s=elapsed,
