@@ -1,6 +1,6 @@
 # Facegate: the two commands a user runs on a fresh machine.
 #   make test   lint, types and the whole test suite against real services
-#   make test-fast / test-fleet   the suite without its slow tests / the Ansible rollout tests only
+#   make test-fast / test-fleet   unit and integration tests only / the Ansible rollout tests only
 #   make demo   the end-to-end demo on embedded defaults (DEMO_ARGS='--duration 0': until Ctrl-C)
 PYTHON ?= python3
 VENV ?= .venv
@@ -39,7 +39,7 @@ test: lint typecheck pytest
 
 # Quicker loops while editing (CI runs `make test`, the whole suite):
 test-fast: lint typecheck $(STAMP) models services
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not system"
 
 test-fleet: $(STAMP) models services
 	$(BIN)/pytest -m fleet

@@ -67,7 +67,7 @@ install_missing() {
     have_redis || packages+=(redis-server)
     have_postgres || packages+=(postgresql)
     have_ffmpeg || packages+=(ffmpeg)
-    have_promtool || packages+=(prometheus)  # for promtool (tests/test_alert_rules.py)
+    have_promtool || packages+=(prometheus)  # for promtool (tests/system/deploy/test_alert_rules.py)
     have_nginx || packages+=(nginx)          # for `nginx -t` only
     have_haproxy || packages+=(haproxy)      # for `haproxy -c` only
     have_nft || packages+=(nftables)         # for `nft -c` only

@@ -6,7 +6,7 @@ mode 0600; the ACL file and mosquitto.conf are 0644 (no secrets). Run the genera
 user (or chown the folder to it): Mosquitto reads these files with its own rights.
 
 Mosquitto 2 re-reads the password file and the ACL file on SIGHUP (verified in
-tests/test_central_broker.py): a new edge can log in and a deleted one cannot, without a restart;
+tests/integration/central/test_broker.py): a new edge can log in and a deleted one cannot, without a restart;
 connected clients stay connected, and their topic rights follow the new ACL file.
 """
 

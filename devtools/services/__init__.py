@@ -1,6 +1,6 @@
 """Real backing services for tests: PostgreSQL, Redis, Mosquitto (MQTT) and S3 (moto or MinIO).
 
-The pytest fixtures live in tests.service_fixtures (registered by tests/conftest.py); this package
+The pytest fixtures live in tests.support.service_fixtures (registered by tests/conftest.py); this package
 exports the types a test annotates its fixture arguments with. See docs/testing-services.md.
 """
 

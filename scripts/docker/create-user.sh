@@ -3,7 +3,7 @@
 #
 # Creates group and user NAME with the numeric id UID (same for both), home HOME, no login shell and
 # no password; then HOME and each DIR, owned by the user, mode 0750. The final stage of both images
-# runs it; tests/test_docker_images.py runs it against a temporary folder.
+# runs it; tests/system/images/test_docker_images.py runs it against a temporary folder.
 #
 # Environment:
 #   FACEGATE_ROOT  a folder holding etc/passwd, etc/group, etc/shadow, etc/gshadow to change instead

@@ -2,7 +2,7 @@
 # fetch-models.sh [DIR]: fetch the default face models into DIR, verify them, make them read-only.
 #
 # The build stage of both images runs it, so an image carries its models and never downloads them
-# at run time; tests/test_docker_images.py runs it into a temporary folder.
+# at run time; tests/system/images/test_docker_images.py runs it into a temporary folder.
 #
 # Environment:
 #   FACEGATE_MODELS        the model folder when DIR is not given

@@ -1,7 +1,7 @@
 #!/bin/sh
 # install.sh SRC VARIANT: install Facegate from the source folder SRC into a virtual environment.
 #
-# The build stage of Dockerfile.edge and Dockerfile.central runs it; tests/test_docker_images.py runs
+# The build stage of Dockerfile.edge and Dockerfile.central runs it; tests/system/images/test_docker_images.py runs
 # it into a temporary folder. VARIANT is the pip extra that brings ONNX Runtime: `cpu` (onnxruntime)
 # or `gpu` (onnxruntime-gpu, for a CUDA 12 / cuDNN 9 base image).
 #

@@ -1,0 +1,118 @@
+"""End to end with real processes: central under uvicorn (`facegate central serve`), Mosquitto on the
+files `facegate central broker-config` generates (TLS with a CA the test makes), and two edge daemons
+(`facegate edge run`) at two sites on a real video. One system serves the module's tests, in order:
+enrollment reaches both edges and they recognise the person; every event is stored once with its crop;
+an erasure leaves both edges' galleries; a forged event from an unregistered edge is a dead letter.
+See docs/system-tests.md."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from common.messages import encode
+from demo.sample_faces import SamplePhoto
+from devtools.services.endpoints import S3Service
+from tests.support.ingest_rig import make_event
+from tests.support.system_processes import EdgeProcess, wait_until
+from tests.support.system_rig import System, crop_exists, private_backends, running_system
+from tests.support.videos import compose_visit_video
+
+SITES = {"north": ["door"], "south": ["gate"]}
+ENROLL_BOUND_S = 60.0
+state: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def system(
+    tmp_path_factory: pytest.TempPathFactory,
+    service_backend: str,
+    s3_server: S3Service,
+    model_dir: Path,
+    samples: dict[str, SamplePhoto],
+) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("system-e2e")
+    photos = [samples["obama2"].path, samples["biden"].path]
+    video = compose_visit_video(
+        tmp / "visits.mp4", photos, seconds_each=1.5, fps=8.0, size=(480, 270), gap_s=0.8
+    )
+    with private_backends(tmp / "pg", s3_server, docker=service_backend == "docker") as (pg, bucket):
+        state["bucket"] = bucket
+        with running_system(tmp, pg.endpoint.dsn, s3_server, bucket, model_dir, SITES, video) as running:
+            yield running
+
+
+def recognised_on(system: System, person: str) -> set[str]:
+    rows = system.rows("SELECT DISTINCT site_id FROM events WHERE person_id = %s", person)
+    return {str(row[0]) for row in rows}
+
+
+def holds(edge: EdgeProcess, person: str) -> bool:
+    return person in edge.gallery_people()
+
+
+def lacks(edge: EdgeProcess, person: str) -> bool:
+    return person not in edge.gallery_people()
+
+
+def made_at_least(edge: EdgeProcess, count: int) -> bool:
+    return edge.last_seqs().get("door", 0) >= count
+
+
+def test_system_enrolled_person_matchable_on_both_edges_within_bound_and_recognised(
+    system: System, samples: dict[str, SamplePhoto]
+) -> None:
+    person = system.enroll("obama", samples["obama"].path)
+    enrolled = time.monotonic()
+    state["person"] = person
+    for name, edge in system.edges.items():
+        wait_until(
+            partial(holds, edge, person), ENROLL_BOUND_S, f"{name}'s gallery to hold the person", every=0.02
+        )
+    latency = time.monotonic() - enrolled
+    print(f"\nenrollment-to-matchable latency (both edges' SQLite galleries): {latency:.2f} s")
+    assert latency <= ENROLL_BOUND_S
+    wait_until(lambda: recognised_on(system, person) == set(SITES), 60, "recognised events from both sites")
+
+
+def test_system_every_event_stored_exactly_once_with_its_crop(system: System, s3_server: S3Service) -> None:
+    for name, edge in system.edges.items():
+        wait_until(partial(made_at_least, edge, 4), 60, f"{name} to make 4 events")
+        last = edge.last_seqs()["door"]
+        expected = {("door", seq) for seq in range(1, last + 1)}
+        wait_until(partial(system.holds_all, name, expected), 60, f"{name}'s events in PostgreSQL")
+        stored = system.stored_seqs(*name.split("/"))
+        assert len(stored) == len(set(stored)), f"{name}: an event stored twice"
+    assert system.duplicate_ids() == []
+    keys = [str(row[0]) for row in system.rows("SELECT crop_key FROM events WHERE crop_key IS NOT NULL")]
+    total = system.rows("SELECT count(*) FROM events")[0][0]
+    assert len(keys) == total, "every event carries a crop (crops.policy all)"
+    assert all(crop_exists(s3_server, state["bucket"], key) for key in keys)
+
+
+def test_system_erased_person_leaves_both_edge_galleries(system: System) -> None:
+    person = state["person"]
+    response = system.api("DELETE", f"/people/{person}")
+    assert response.status_code == 200, response.text
+    erased = time.monotonic()
+    for name, edge in system.edges.items():
+        wait_until(partial(lacks, edge, person), 30, f"{name}'s gallery to drop the person", every=0.02)
+    print(f"\nerase-to-gone latency (both edges): {time.monotonic() - erased:.2f} s")
+
+
+def test_system_forged_event_from_unregistered_edge_is_dead_lettered(system: System) -> None:
+    """Central's login may publish anywhere; the topic is well-formed but names an edge never registered."""
+    forged = make_event("north", "ghost", seq=1)
+    with system.client(system.central_login) as client:
+        assert not client.publish("facegate/v1/north/ghost/events", encode(forged)).is_failure
+
+    def dead_lettered() -> bool:
+        sql = "SELECT reason FROM dead_letters WHERE topic = %s"
+        return [row[0] for row in system.rows(sql, "facegate/v1/north/ghost/events")] == ["unknown_edge"]
+
+    wait_until(dead_lettered, 20, "the forged event in dead_letters")
+    assert system.rows("SELECT count(*) FROM events WHERE id = %s", forged.id)[0][0] == 0
