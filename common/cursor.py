@@ -7,13 +7,12 @@ position holds (a time and an id, a site and an edge) is the caller's business.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
+from common.encoding import b64url, b64url_decode
 from common.errors import FacegateError
 
 MAX_CURSOR_CHARS = 512
@@ -24,7 +23,7 @@ class CursorError(FacegateError, ValueError):
 
 
 def encode_cursor(*values: str) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(list(values))).decode("ascii").rstrip("=")
+    return b64url(msgspec.json.encode(list(values)))
 
 
 def decode_cursor(text: str, size: int) -> tuple[str, ...]:
@@ -32,9 +31,8 @@ def decode_cursor(text: str, size: int) -> tuple[str, ...]:
     try:
         if len(text) > MAX_CURSOR_CHARS:
             raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        values = msgspec.json.decode(raw, type=list[str])
-    except (ValueError, binascii.Error, msgspec.DecodeError) as err:
+        values = msgspec.json.decode(b64url_decode(text), type=list[str])
+    except (ValueError, msgspec.DecodeError) as err:  # EncodingError is a ValueError
         raise CursorError("not a cursor") from err
     if len(values) != size:
         raise CursorError(f"a cursor of {len(values)} values, expected {size}")

@@ -7,8 +7,6 @@ url-safe base64, 43 chars) is shown once. The stored hash is self-describing:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -16,6 +14,7 @@ import secrets
 from dataclasses import dataclass
 
 from central.auth.errors import AuthError, HashFormatError
+from common.encoding import EncodingError, b64, b64_decode
 
 KEY_TAG = "fg"
 PREFIX_LENGTH = 8
@@ -73,7 +72,7 @@ def hash_secret(secret: str, *, iterations: int = DEFAULT_ITERATIONS) -> str:
         raise ValueError(f"iterations must be in [{MIN_ITERATIONS}, {MAX_ITERATIONS}], got {iterations}")
     salt = secrets.token_bytes(SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations, HASH_BYTES)
-    return f"{HASH_ALGORITHM}${iterations}${_b64(salt)}${_b64(digest)}"
+    return f"{HASH_ALGORITHM}${iterations}${b64(salt)}${b64(digest)}"
 
 
 def verify_secret(secret: str, stored: str) -> bool:
@@ -91,14 +90,10 @@ def parse_hash(stored: str) -> tuple[int, bytes, bytes]:
     if not parts[1].isdigit() or not MIN_ITERATIONS <= int(parts[1]) <= MAX_ITERATIONS:
         raise HashFormatError(f"stored key hash has iterations outside [{MIN_ITERATIONS}, {MAX_ITERATIONS}]")
     try:
-        salt = base64.b64decode(parts[2], validate=True)
-        expected = base64.b64decode(parts[3], validate=True)
-    except binascii.Error as err:
+        salt = b64_decode(parts[2])
+        expected = b64_decode(parts[3])
+    except EncodingError as err:
         raise HashFormatError(f"stored key hash has invalid base64: {err}") from err
     if len(salt) < 8 or len(expected) < 16:
         raise HashFormatError("stored key hash has a salt or digest that is too short")
     return int(parts[1]), salt, expected
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -9,13 +9,12 @@ A password-file line is `<username>:<hash>`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import secrets
 
 from central.auth.errors import HashFormatError
+from common.encoding import EncodingError, b64, b64_decode
 
 MOSQUITTO_ITERATIONS = 101
 """mosquitto_passwd's default. The broker hashes on every CONNECT on its single thread, and our edge
@@ -35,7 +34,7 @@ def mosquitto_hash(
     if len(salt) != SALT_BYTES:
         raise ValueError(f"Mosquitto needs a {SALT_BYTES}-byte salt, got {len(salt)} bytes")
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, HASH_BYTES)
-    return f"$7${iterations}${_b64(salt)}${_b64(digest)}"
+    return f"$7${iterations}${b64(salt)}${b64(digest)}"
 
 
 def verify_mosquitto(password: str, stored: str) -> bool:
@@ -53,9 +52,9 @@ def parse_mosquitto_hash(stored: str) -> tuple[int, bytes, bytes]:
     if not parts[2].isdigit() or not 1 <= int(parts[2]) <= MAX_ITERATIONS:
         raise HashFormatError(f"Mosquitto hash iterations must be in [1, {MAX_ITERATIONS}]")
     try:
-        salt = base64.b64decode(parts[3], validate=True)
-        expected = base64.b64decode(parts[4], validate=True)
-    except binascii.Error as err:
+        salt = b64_decode(parts[3])
+        expected = b64_decode(parts[4])
+    except EncodingError as err:
         raise HashFormatError(f"Mosquitto hash has invalid base64: {err}") from err
     if len(salt) != SALT_BYTES or len(expected) != HASH_BYTES:
         raise HashFormatError(f"Mosquitto hash needs a {SALT_BYTES}-byte salt and a {HASH_BYTES}-byte hash")
@@ -72,7 +71,3 @@ def password_file_line(username: str, password_hash: str) -> str:
         )
     parse_mosquitto_hash(password_hash)
     return f"{username}:{password_hash}"
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -6,8 +6,6 @@ A token is `<header>.<payload>.<signature>`, each part base64url without padding
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -18,6 +16,7 @@ from typing import TypeVar
 import msgspec
 
 from central.auth.errors import AuthError
+from common.encoding import EncodingError, b64url, b64url_decode
 from common.errors import ConfigError
 
 ALGORITHM = "HS256"
@@ -57,8 +56,8 @@ def issue_token(claims: TokenClaims, secret: str | bytes, ttl_s: int, *, now: fl
     claims = msgspec.structs.replace(
         claims, iat=issued, exp=issued + ttl_s, jti=claims.jti or secrets.token_urlsafe(16)
     )
-    signing_input = _b64(msgspec.json.encode(_HEADER)) + "." + _b64(msgspec.json.encode(claims))
-    return signing_input + "." + _b64(_sign(signing_input, _key(secret)))
+    signing_input = b64url(msgspec.json.encode(_HEADER)) + "." + b64url(msgspec.json.encode(claims))
+    return signing_input + "." + b64url(_sign(signing_input, _key(secret)))
 
 
 def verify_token(
@@ -104,13 +103,9 @@ def _unb64(part: str, what: str) -> bytes:
     if not _B64URL_RE.fullmatch(part):
         raise AuthError("malformed_token", f"token {what} is not base64url")
     try:
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-    except binascii.Error as err:
+        return b64url_decode(part)
+    except EncodingError as err:
         raise AuthError("malformed_token", f"token {what} is not base64url: {err}") from err
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def _sign(signing_input: str, key: bytes) -> bytes:

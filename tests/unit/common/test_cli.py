@@ -130,3 +130,30 @@ def test_cli_models_list_json(models_env: dict[str, str]) -> None:
     assert set(rows) == {"yunet-2023mar", "sface-2021dec"}
     assert all(r["valid"] for r in rows.values())
     assert rows["sface-2021dec"]["embedding_size"] == 128 and rows["sface-2021dec"]["license"] == "Apache-2.0"
+
+
+def test_cli_registry_every_package_registers_its_commands() -> None:
+    """The `facegate` dispatcher imports no side: it loads the entry points of pyproject.toml. Every one
+    must load, and each package's commands must be there."""
+    from importlib.metadata import entry_points
+
+    from common.cli import COMMANDS_GROUP, build_parser
+    from common.cli.bench import BENCH_GROUP
+
+    registered = {
+        group: {p.name: p.value for p in entry_points(group=group)} for group in (COMMANDS_GROUP, BENCH_GROUP)
+    }
+    assert set(registered[COMMANDS_GROUP]) == {"models", "faces", "bench", "edge", "central", "demo"}
+    assert set(registered[BENCH_GROUP]) == {"pipeline", "match", "outbox", "ingest"}
+    assert registered[COMMANDS_GROUP]["edge"].startswith("edge.")
+    assert registered[COMMANDS_GROUP]["central"].startswith("central.")
+    parser = build_parser()
+    for argv in (
+        ["edge", "run", "--config", "x"],
+        ["central", "migrate"],
+        ["bench", "ingest", "--database-url", "x"],
+        ["demo"],
+        ["verify", "a", "b"],
+        ["models", "list"],
+    ):
+        assert callable(parser.parse_args(argv).handler), argv
