@@ -16,6 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds of live events, then the summary (0: until Ctrl-C)",
     )
+    parser.add_argument(
+        "--until-seen",
+        action="store_true",
+        help="end the live window as soon as every enrolled person was recognised at both sites and an "
+        "unknown face reported at each (at most --duration; a quick check that the system works)",
+    )
     parser.add_argument("--state", type=Path, default=STATE_DEFAULT, help="state folder (default: .demo)")
     parser.add_argument("--clean", action="store_true", help="stop what a killed demo left, delete the state")
 
@@ -25,7 +31,7 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.clean:
         return clean(args.state)
-    return run(Options(args.state, args.duration))
+    return run(Options(args.state, args.duration, args.until_seen))
 
 
 def register(sub: Any) -> None:

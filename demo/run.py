@@ -27,7 +27,7 @@ from demo.postgres import postgres_for, wheel_install
 from demo.processes import FACEGATE, Child, stop_leftover, wait_until
 from demo.sample_faces import SamplePhoto, fetch_samples
 from demo.state import DemoState
-from demo.summary import Summary, print_summary
+from demo.summary import Summary, expectations_met, print_summary
 from demo.system import Central, Edge, central_env
 from demo.tls import CertificateFiles, make_certificates
 
@@ -42,6 +42,7 @@ def say(text: str = "") -> None:
 class Options:
     state: Path
     duration: float  # seconds of live events; 0: until Ctrl-C
+    until_seen: bool = False  # end the live window once every expectation held (at most `duration`)
 
 
 def _sigterm(signum: int, frame: FrameType | None) -> None:
@@ -159,6 +160,9 @@ def _live(options: Options, state: DemoState, stack: ExitStack, central: Central
         while options.duration <= 0 or time.monotonic() - started < options.duration:
             for child in children:
                 child.check_alive()
+            if options.until_seen and expectations_met(live.tally):
+                say("== everyone enrolled was seen at both sites, and an unknown face at each: ending early")
+                break
             time.sleep(0.5)
     except KeyboardInterrupt:
         interrupted = True

@@ -25,16 +25,27 @@ class Summary:
 
     def missing(self) -> list[tuple[str, str]]:
         """(site, person) pairs of enrolled people the stream never showed recognised at that site."""
+        return missing(self.tally)
+
+    def expectations_met(self) -> bool:
+        """Every enrolled person recognised at both sites, and an unknown face reported at each."""
+        return expectations_met(self.tally)
+
+
+def missing(tally: Tally) -> list[tuple[str, str]]:
+    """(site, person) pairs of enrolled people the stream has not shown recognised at that site yet."""
+    with tally.lock:
         return [
             (site.id, person.name)
             for site in SITES
             for person in ENROLLED
-            if person.name not in self.tally.people_per_site.get(site.id, set())
+            if person.name not in tally.people_per_site.get(site.id, set())
         ]
 
-    def expectations_met(self) -> bool:
-        """Every enrolled person recognised at both sites, and an unknown face reported at each."""
-        return not self.missing() and all(self.tally.unknown_per_site[site.id] > 0 for site in SITES)
+
+def expectations_met(tally: Tally) -> bool:
+    """Every enrolled person recognised at both sites, and an unknown face reported at each."""
+    return not missing(tally) and all(tally.unknown_per_site[site.id] > 0 for site in SITES)
 
 
 def print_summary(summary: Summary, say: Callable[[str], None]) -> None:

@@ -62,7 +62,7 @@ def test_demo_first_run_recognises_enrolled_people_at_both_sites_and_reports_unk
 ) -> None:
     parents = _modes(state.parent)
     done = subprocess.run(
-        [*DEMO, "--state", str(state), "--duration", "40"],
+        [*DEMO, "--state", str(state), "--duration", "120", "--until-seen"],
         capture_output=True, text=True, timeout=600, env=_env(model_dir), check=False,
     )  # fmt: skip
     output = done.stdout
@@ -94,6 +94,7 @@ def test_demo_first_run_recognises_enrolled_people_at_both_sites_and_reports_unk
     assert "every enrolled person was recognised at both sites" in summary
     assert re.search(r"API docs \(Swagger UI\)\s+http://127\.0\.0\.1:\d+/schema/swagger", summary)
     assert output.rstrip().endswith("== stopped cleanly")
+    assert "ending early" in output  # --until-seen ended the window once everyone was seen
     assert not list((state / "pids").glob("*.pid")), "a child process was left running"
     assert _modes(state.parent) == parents, "the demo changed the permissions of a parent folder"
     key = (state / "admin-key").stat()
@@ -124,7 +125,7 @@ def test_demo_second_run_reuses_state_and_ctrl_c_stops_everything(state: Path, m
     url = re.search(r"central on (http://\S+) ", "".join(lines))
     assert url is not None
     assert httpx.get(f"{url.group(1)}/schema/swagger", timeout=10).status_code == 200
-    time.sleep(8)
+    time.sleep(3)  # the live stream runs
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
     rest, _ = proc.communicate(timeout=120)
     output = "".join(lines) + rest

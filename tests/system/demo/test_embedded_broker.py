@@ -390,7 +390,7 @@ def test_embedded_broker_runs_the_demo_end_to_end(demo_state: Path, model_dir: P
         os.environ, FACEGATE_MODELS=str(model_dir), FACEGATE_DEMO_BROKER="embedded", PYTHONUNBUFFERED="1"
     )
     done = subprocess.run(
-        [*DEMO, "--state", str(demo_state), "--duration", "30"],
+        [*DEMO, "--state", str(demo_state), "--duration", "120", "--until-seen"],
         capture_output=True, text=True, timeout=400, env=env, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
