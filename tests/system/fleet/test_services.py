@@ -30,11 +30,6 @@ PEM = "-----BEGIN CERTIFICATE-----\ntest\n-----END CERTIFICATE-----\n"
 INTERNAL = frozenset({"10.20.0.0/16", "fd20::/48"})
 
 
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return ansible_rig.wheelhouse(tmp_path_factory.mktemp("releases"))
-
-
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "services-1"
