@@ -29,6 +29,9 @@ from edge.delivery.outbox import Outbox, OutboxSettings
 from edge.delivery.publisher import Publisher, PublisherSettings
 from tests.support.central_app import Central, start_central
 
+SITE, EDGE = "site1", "edge1"
+"""The edge the ingest tests register (tests/integration/central/conftest.py)."""
+
 JPEG = b"\xff\xd8\xff\xe0" + b"crop" * 64
 
 

@@ -8,29 +8,15 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.settings import CentralSettings
 from common.messages import CameraState, Heartbeat, Status, encode
 from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
-from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
+from devtools.services import MqttBroker, MqttTestClient
 from edge.delivery.mqtt import EdgeMqttClient, Versions
-from tests.support.ingest_rig import central_mqtt, mqtt_settings, register_edge, wait_for
-
-SITE, EDGE = "site1", "edge1"
-
-
-@pytest.fixture
-def broker(mosquitto_factory: MosquittoFactory) -> MqttBroker:
-    return mosquitto_factory(persistence=False).endpoint
-
-
-@pytest.fixture
-def settings(central_settings: CentralSettings, broker: MqttBroker) -> CentralSettings:
-    register_edge(central_settings.database_url, SITE, EDGE)
-    return mqtt_settings(central_settings, broker)
+from tests.support.ingest_rig import EDGE, SITE, central_mqtt, wait_for
 
 
 def edge_row(dsn: str) -> dict[str, Any]:

@@ -10,36 +10,23 @@ import uuid
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from central.settings import CentralSettings
 from central.storage import S3Settings, S3Store, crop_key
 from common.messages import Receipt, decode, encode
 from common.topics import edge_topic
-from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
+from devtools.services import MqttBroker, MqttTestClient
 from tests.support.ingest_rig import (
+    EDGE,
     JPEG,
+    SITE,
     EdgeRig,
     central_mqtt,
     make_event,
     mqtt_settings,
-    register_edge,
     stored_ids,
     wait_for,
 )
-
-SITE, EDGE = "site1", "edge1"
-
-
-@pytest.fixture
-def broker(mosquitto_factory: MosquittoFactory) -> MqttBroker:
-    return mosquitto_factory(persistence=False).endpoint
-
-
-@pytest.fixture
-def settings(central_settings: CentralSettings, broker: MqttBroker) -> CentralSettings:
-    register_edge(central_settings.database_url, SITE, EDGE)
-    return mqtt_settings(central_settings, broker)
 
 
 def dead_letters(dsn: str) -> list[tuple[str, str, int]]:

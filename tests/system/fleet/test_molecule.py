@@ -6,33 +6,18 @@ from __future__ import annotations
 import pwd
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from demo.sample_faces import SamplePhoto
-from devtools.services import MqttBroker
-from devtools.services.ports import free_port
 from tests.support import ansible_rig
+from tests.system.fleet.conftest import FleetMaker
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path,
-    wheels: Path,
-    model_dir: Path,
-    mqtt_broker: MqttBroker,
-    samples: dict[str, SamplePhoto],
-) -> Iterator[ansible_rig.Fleet]:
-    broker = (mqtt_broker.host, mqtt_broker.port)
-    fleet = ansible_rig.Fleet.with_camera(
-        tmp_path, wheels, model_dir, broker, samples["obama"].path, "molecule"
-    )
-    fleet.add("edge-molecule", fleet.camera, free_port())
-    yield fleet
-    fleet.stop_all()
+def fleet(make_fleet: FleetMaker) -> ansible_rig.Fleet:
+    return make_fleet("molecule", ("edge-molecule",))
 
 
 def _unit_installed() -> bool:

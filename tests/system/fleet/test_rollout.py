@@ -4,36 +4,18 @@ hosts after it are not touched. The "hosts" are folders on this machine (tests/s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
-from demo.sample_faces import SamplePhoto
-from devtools.services import MqttBroker
-from devtools.services.ports import free_port
 from tests.support import ansible_rig
+from tests.system.fleet.conftest import FleetMaker
 
 DAEMON_WRITES = ("var/lib/facegate/gallery", "var/lib/facegate/outbox", "var/lib/facegate/seq", "var/log")
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path,
-    wheels: Path,
-    model_dir: Path,
-    mqtt_broker: MqttBroker,
-    samples: dict[str, SamplePhoto],
-) -> Iterator[ansible_rig.Fleet]:
-    """Two edges of one site (a unique site id: the shared broker may serve other tests)."""
-    broker = (mqtt_broker.host, mqtt_broker.port)
-    fleet = ansible_rig.Fleet.with_camera(
-        tmp_path, wheels, model_dir, broker, samples["obama"].path, "rollout"
-    )
-    for name in ("edge1", "edge2"):
-        fleet.add(name, fleet.camera, free_port())
-    yield fleet
-    fleet.stop_all()
+def fleet(make_fleet: FleetMaker) -> ansible_rig.Fleet:
+    """Two edges of one site."""
+    return make_fleet("rollout", ("edge1", "edge2"))
 
 
 def test_ansible_rollout_config_error_stops_before_any_host_changes(fleet: ansible_rig.Fleet) -> None:
