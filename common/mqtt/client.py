@@ -19,8 +19,8 @@
   only to the connection that delivered the message: after a reconnect the broker sends unacknowledged
   messages again, and an old packet id may name a new message.
 
-Threads: paho's socket I/O runs on the network thread only. `publish`, `subscribe` and `ack` queue a packet
-(paho's queue wakes the loop through its socket pair), which paho supports from other threads.
+Threads: paho's socket I/O runs on the network thread only. `publish`, `subscribe` and `ack` from any thread
+queue a packet, and paho's socket pair wakes the loop to write it (see `_run`).
 """
 
 from __future__ import annotations
@@ -262,6 +262,12 @@ class MqttClient:
         client.on_message = self._on_message
 
     def _run(self) -> None:
+        # Paho writes a queued packet at once from the publishing thread unless it believes its own
+        # thread runs the loop; two threads writing one socket (TLS above all) interleave bytes and the
+        # broker drops the connection for a protocol error. Naming this thread as paho's loop thread
+        # makes publish/subscribe/ack from any thread only queue and wake the loop: this thread alone
+        # writes.
+        self._paho._thread = threading.current_thread()
         while not self._stopping.is_set() and self.fatal_error is None:
             try:
                 self._connect_and_loop()

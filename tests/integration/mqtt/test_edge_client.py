@@ -8,14 +8,18 @@ import os
 import queue
 import random
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from common.backoff import Backoff
 from common.messages import Heartbeat, Receipt, Status, decode, encode
@@ -329,3 +333,58 @@ def test_mqtt_client_tls_with_client_certificate_and_password_connects(
     )
     with _edge(settings) as client:
         assert client.publish(edge_topic(SITE, EDGE, "events"), b"over tls").wait(5)
+
+
+def test_mqtt_client_publishes_from_many_threads_over_tls_while_receiving_keep_the_stream_whole(
+    mosquitto_factory: MosquittoFactory, service_backend: str, tmp_path: Path
+) -> None:
+    """Only the network thread writes to the socket: four threads publishing at once while the client
+    acknowledges a flood of incoming messages must not interleave bytes (the broker would drop the
+    connection for a protocol error), over TLS where writes are often partial."""
+    if service_backend == "docker":
+        pytest.skip("the TLS listener reads certificate files from the host")
+    files = _tls_files(tmp_path)
+    port = free_port()
+    plain = mosquitto_factory(
+        extra_config=[
+            f"listener {port} 127.0.0.1",
+            f"cafile {files['ca.crt']}",
+            f"certfile {files['server.crt']}",
+            f"keyfile {files['server.key']}",
+        ]
+    ).endpoint
+    tls = _settings(MqttBroker(host="127.0.0.1", port=port), ca_file=str(files["ca.crt"]))
+    topic = edge_topic(SITE, EDGE, "commands")
+    received: queue.Queue[bytes] = queue.Queue()
+    payload = b"x" * 20_000  # several TLS records per message: partial writes happen
+    flood = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"flood-{os.getpid()}")
+    flood.max_inflight_messages_set(0)  # no limit: the incoming PUBACKs keep the network thread writing
+    flood.max_queued_messages_set(0)
+    flood.connect(plain.host, plain.port)
+    flood.loop_start()
+    with _edge(dataclasses.replace(tls, max_queued=20_000)) as client:
+        client.subscribe(topic, lambda message: received.put(message.payload))
+        time.sleep(0.3)  # SUBACK
+        sock = client._paho.socket()  # a small send buffer: writes are partial, as on a slow link
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        failures: queue.Queue[str] = queue.Queue()
+
+        def publish_many(worker: int) -> None:
+            events = edge_topic(SITE, EDGE, "events")
+            deliveries = [client.publish(events, payload + bytes([worker])) for _ in range(150)]
+            if not all(d.wait(30) for d in deliveries):
+                failures.put(f"worker {worker}: a publish was not acknowledged")
+
+        workers = [threading.Thread(target=publish_many, args=(w,)) for w in range(4)]
+        for worker in workers:
+            worker.start()
+        for i in range(2000):
+            flood.publish(topic, b"%d" % i, qos=1)
+        for worker in workers:
+            worker.join(60)
+        assert _wait(lambda: received.qsize() == 2000, 30), received.qsize()
+        assert failures.empty(), failures.get()
+        assert client.counters.reconnects == 0, "the broker dropped the connection"
+    flood.disconnect()
+    flood.loop_stop()
