@@ -366,7 +366,7 @@ def test_mqtt_client_publishes_from_many_threads_over_tls_while_receiving_keep_t
         client.subscribe(topic, lambda message: received.put(message.payload))
         time.sleep(0.3)  # SUBACK
         sock = client._paho.socket()  # a small send buffer: writes are partial, as on a slow link
-        assert sock is not None
+        assert isinstance(sock, socket.socket)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         failures: queue.Queue[str] = queue.Queue()
 
