@@ -52,6 +52,9 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
 def run(options: Options) -> int:
     """Run the demo; 0 when every expectation held, 1 when one did not, 2 on a setup error."""
     signal.signal(signal.SIGTERM, _sigterm)
+    # Ctrl-C stops the demo even when it was started with SIGINT ignored (Python then keeps it ignored):
+    # a background job of a non-interactive shell, such as a CI script, starts it that way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     state = DemoState.open(options.state)
     say(f"== state folder {state.folder} ({'reused from an earlier run' if state.reused else 'new'})")
     with ExitStack() as stack:

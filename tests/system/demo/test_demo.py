@@ -29,6 +29,13 @@ from demo.cast import ENROLLED, NOT_ENROLLED, SITES
 from demo.postgres import postgres_for
 
 DEMO = [str(Path(sys.executable).parent / "facegate"), "demo"]  # as `make demo` runs it
+SIGINT_IGNORED = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]  # fmt: skip
+"""Runs a command as a background job of a non-interactive shell (a CI script) starts it: with SIGINT
+ignored (exec keeps it so). Ctrl-C must stop the demo all the same."""
 
 
 def _modes(folder: Path) -> dict[Path, tuple[int, int, int]]:
@@ -105,7 +112,7 @@ def test_demo_second_run_reuses_state_and_ctrl_c_stops_everything(state: Path, m
     if not (state / "state.json").exists():
         pytest.skip("needs the first run's state (run the module)")
     proc = subprocess.Popen(
-        [*DEMO, "--state", str(state), "--duration", "0"],
+        [*SIGINT_IGNORED, *DEMO, "--state", str(state), "--duration", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(model_dir),
     )  # fmt: skip
     assert proc.stdout is not None
