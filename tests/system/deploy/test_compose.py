@@ -43,7 +43,7 @@ OPERATOR_FOLDERS = ("./secrets/", "./certs/")
 # A scratch image without a shell: Prometheus' `up` shows its health instead.
 NO_HEALTHCHECK = {"nginx-exporter"}
 SECRETISH = re.compile(r"PASS|SECRET|TOKEN|PRIVATE")
-WAIT_S = 10.0
+WAIT_S = 30.0  # a bound on waits, not a timing check: the proxies share a loaded machine
 
 
 @functools.cache
