@@ -26,12 +26,13 @@ from central.http import routes as ops
 from central.http.errors import EXCEPTION_HANDLERS
 from central.http.guards import authenticated, provide_principal
 from central.http.middleware import RequestContextMiddleware
+from central.http.request import CentralRequest
 from central.lifespan import ROUTED, central_lifespan
 from central.live.routes import events_socket
 from central.metrics import Metrics
 from central.models import routes as models_routes
 from central.people import routes as people_routes
-from central.settings import CentralSettings
+from central.settings import CentralSettings, check_secret_key, upload_body_bytes
 
 API_PREFIX = "/api/v1"
 VERSION = "1.0.0"
@@ -64,11 +65,23 @@ def service_dependencies() -> dict[str, Provide]:
 
 
 def create_app(settings: CentralSettings) -> Litestar:
-    """The app for `settings`. Starting it (the lifespan) migrates, connects and loads the models."""
+    """The app for `settings`. Starting it (the lifespan) migrates, connects and loads the models.
+
+    Body limits per route (docs/central-api.md, "Request bodies"): FACEGATE_MAX_BODY_BYTES (1 MiB) for
+    every route but the two uploads; photos `upload_body_bytes(settings)`; the archive route has none
+    here, its handler counts the streamed body against FACEGATE_MAX_ZIP_BYTES. Litestar counts the
+    bytes received, so a chunked body without Content-Length meets the same limit.
+    ConfigError for a FACEGATE_SECRET_KEY under 32 bytes."""
+    check_secret_key(settings.secret_key)
     metrics = Metrics()
+    photos = Router(
+        "/",
+        route_handlers=enrollment_routes.PHOTO_ROUTES,
+        request_max_body_size=upload_body_bytes(settings),
+    )
     api = Router(
         API_PREFIX,
-        route_handlers=api_routes(),
+        route_handlers=[*api_routes(), photos],
         guards=[authenticated],
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
         security=[{"bearer": []}],
@@ -93,7 +106,8 @@ def create_app(settings: CentralSettings) -> Litestar:
                 }
             ),
         ),
-        request_max_body_size=settings.max_photo_bytes * settings.max_photos_per_request + 1024 * 1024,
+        request_max_body_size=settings.max_body_bytes,
+        request_class=CentralRequest,
         logging_config=None,
         debug=False,
     )

@@ -138,10 +138,12 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = CentralSettings.from_env(os.environ)  # fail here, naming the variable, before uvicorn starts
     if args.workers > 1 and settings.mqtt_url:
-        # Every worker would connect with the same MQTT client id and take the others' session over.
+        # Every worker would log in as the same user, whose client id the broker binds to that login:
+        # each would take the others' session over.
         raise ConfigError(
-            "--workers > 1 with FACEGATE_MQTT_URL set: the workers would share one MQTT client id; "
-            "run one worker per replica and scale with replicas (each with its own FACEGATE_MQTT_CLIENT_ID)"
+            "--workers > 1 with FACEGATE_MQTT_URL set: the workers would share one broker login and so one "
+            "MQTT session; run one worker per replica and scale with replicas (each with its own broker "
+            "login, FACEGATE_MQTT_USERNAME)"
         )
     uvicorn.run(
         "central.asgi:app",

@@ -15,6 +15,8 @@ from central.storage import FileSettings, S3Settings
 from common.errors import ConfigError
 
 DEFAULT_PORT = 8080
+MIN_SECRET_BYTES = 32
+"""FACEGATE_SECRET_KEY's minimum: HS256 tokens need a key at least as long as the hash (RFC 7518 3.2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +36,7 @@ class CentralSettings:
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 60
     presign_ttl_s: int = 300
+    max_body_bytes: int = 1024 * 1024  # every route but the photo and archive uploads
     max_photo_bytes: int = 10 * 1024 * 1024
     max_photo_pixels: int = 40_000_000
     max_photos_per_request: int = 20
@@ -95,7 +98,9 @@ class CentralSettings:
         defaults = cls(database_url="", secret_key="", storage=storage)
         return cls(
             database_url=reader.required("FACEGATE_DATABASE_URL", "the PostgreSQL URL"),
-            secret_key=reader.required("FACEGATE_SECRET_KEY", "it signs tokens and file URLs"),
+            secret_key=check_secret_key(
+                reader.required("FACEGATE_SECRET_KEY", "it signs tokens and file URLs")
+            ),
             storage=storage,
             redis_url=reader.text("FACEGATE_REDIS_URL") or None,
             mqtt_url=reader.text("FACEGATE_MQTT_URL") or None,
@@ -107,6 +112,7 @@ class CentralSettings:
             rate_limit_per_s=reader.number("FACEGATE_RATE_LIMIT_PER_S", defaults.rate_limit_per_s),
             rate_limit_burst=reader.integer("FACEGATE_RATE_LIMIT_BURST", defaults.rate_limit_burst, 1),
             presign_ttl_s=reader.integer("FACEGATE_PRESIGN_TTL_S", defaults.presign_ttl_s, 1),
+            max_body_bytes=reader.integer("FACEGATE_MAX_BODY_BYTES", defaults.max_body_bytes, 16 * 1024),
             max_photo_bytes=reader.integer("FACEGATE_MAX_PHOTO_BYTES", defaults.max_photo_bytes, 1024),
             max_photo_pixels=reader.integer("FACEGATE_MAX_PHOTO_PIXELS", defaults.max_photo_pixels, 256),
             max_photos_per_request=reader.integer(
@@ -126,6 +132,22 @@ class CentralSettings:
             **_distribution_settings(reader, defaults),
             **_monitoring_settings(reader, defaults),
         )
+
+
+def check_secret_key(secret: str) -> str:
+    """`secret` when it is at least MIN_SECRET_BYTES bytes (UTF-8); ConfigError saying how to make one."""
+    size = len(secret.encode())
+    if size < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"FACEGATE_SECRET_KEY is {size} bytes; it must be at least {MIN_SECRET_BYTES} (it signs tokens "
+            "with HS256). Generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return secret
+
+
+def upload_body_bytes(settings: CentralSettings) -> int:
+    """The body limit of POST /people/{id}/photos: every photo of one request plus 1 MiB of form."""
+    return settings.max_photo_bytes * settings.max_photos_per_request + 1024 * 1024
 
 
 def _mqtt_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from common.errors import FacegateError
 PREFIX = "facegate/v1"
 EDGE_KINDS = ("events", "status", "heartbeat", "receipts", "commands")
 GALLERY_KINDS = ("manifest", "changes")
-_SEGMENT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class TopicError(FacegateError):
@@ -18,8 +18,9 @@ class TopicError(FacegateError):
 
 
 def segment(value: str, what: str) -> str:
-    """A site, edge or gallery id as a topic segment: 1-64 of letters, digits, '_', '.', '-'."""
-    if not _SEGMENT.match(value):
+    """A site, edge or gallery id as a topic segment: 1-64 of letters, digits, '_', '.', '-' (the whole
+    value: `fullmatch`, since `$` would let a trailing newline through into topics and ACL lines)."""
+    if not _SEGMENT.fullmatch(value):
         raise TopicError(f"{what} {value!r} must be 1-64 letters, digits, '_', '.' or '-'")
     return value
 

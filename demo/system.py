@@ -37,7 +37,6 @@ def central_env(*, dsn: str, store: Path, secret_key: str, broker_url: str, cafi
         "FACEGATE_MQTT_CA_FILE": str(cafile),
         "FACEGATE_MQTT_USERNAME": mqtt_user,
         "FACEGATE_MQTT_PASSWORD": mqtt_password,
-        "FACEGATE_MQTT_CLIENT_ID": "central-demo",
         "FACEGATE_INGEST_FLUSH_S": "0.05",
         "FACEGATE_DISTRIBUTION_POLL_S": "1",
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import msgspec
 
@@ -29,7 +30,7 @@ class ApiKeyRead(msgspec.Struct, frozen=True):
 class KeyCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     scope: KeyScope
     name: Name = ""
-    sites: list[Slug] = []
+    sites: Annotated[list[Slug], msgspec.Meta(max_length=1000)] = []
 
 
 class KeyCreated(msgspec.Struct, frozen=True):

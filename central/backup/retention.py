@@ -8,7 +8,7 @@ from pathlib import Path
 
 from central.backup.manifest import MANIFEST
 
-NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
+NAME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
 """A backup folder's name: its UTC creation time, e.g. 20261128T203000.123456Z (sorts by time)."""
 TMP_PREFIX = ".tmp-"
 
@@ -17,7 +17,9 @@ def complete_backups(out: Path) -> list[Path]:
     """The complete backups under `out` (named by time, holding a manifest), oldest first."""
     if not out.is_dir():
         return []
-    return sorted(p for p in out.iterdir() if p.is_dir() and NAME.match(p.name) and (p / MANIFEST).is_file())
+    return sorted(
+        p for p in out.iterdir() if p.is_dir() and NAME.fullmatch(p.name) and (p / MANIFEST).is_file()
+    )
 
 
 def apply_retention(out: Path, keep: int) -> list[Path]:

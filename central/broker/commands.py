@@ -70,13 +70,13 @@ def run_broker_config(args: argparse.Namespace) -> int:
     from central.broker.conf import PASSWORD_FILE, BrokerConf, QueueSizing
     from central.broker.files import pid_from_file, reload_broker, write_broker_files
     from central.broker.repository import load_registry_sync
-    from central.broker.settings import central_account_from_env
+    from central.broker.settings import central_accounts_from_env
 
     dsn: str = args.database_url or os.environ.get(DATABASE_URL_ENV, "")
     if not dsn:
         raise ConfigError(f"no database: pass --database-url or set {DATABASE_URL_ENV}")
     out = Path(args.out).absolute()
-    central = central_account_from_env(os.environ, _read(out / PASSWORD_FILE))
+    central = central_accounts_from_env(os.environ, _read(out / PASSWORD_FILE))
     try:
         conf = BrokerConf(
             config_dir=Path(args.config_dir) if args.config_dir else out,
@@ -98,10 +98,11 @@ def run_broker_config(args: argparse.Namespace) -> int:
         raise ConfigError(str(err)) from err
     with psycopg.connect(dsn) as conn:
         registry = load_registry_sync(conn)
-    written = write_broker_files(out, registry, [central], conf)
+    written = write_broker_files(out, registry, central, conf)
     for path in written.paths:
         _say(f"wrote {path}")
-    _say(f"{written.edges} edge login(s) and central's login {central.username!r}")
+    names = ", ".join(repr(account.username) for account in central)
+    _say(f"{written.edges} edge login(s) and central's login(s) {names}")
     if len(registry.edges) > conf.queue.edges:
         count = len(registry.edges)
         _say(f"warning: {count} edges registered, queues sized for {conf.queue.edges}: raise --edges")

@@ -1,12 +1,13 @@
 """mosquitto.conf for Facegate's broker: a TLS listener, authentication from the generated files,
-persistence, an in-flight window for central's batches and queue limits sized for an outage.
+client ids bound to logins, persistence, an in-flight window for central's batches and queue limits
+sized for an outage.
 
-Queue sizing (docs/central-broker.md): while central is down, the broker queues every edge's events in
-central's persistent session, so the queue must hold
-    messages = events/s per edge x edges x outage hours x 3600
-    bytes    = messages x average event size (JSON with its base64 crop).
-The edges' outboxes are the primary buffer: an event the broker drops (queue full, broker crash) has no
-receipt, so its edge publishes it again; the broker queue only spares them that resend.
+Client ids: `use_username_as_clientid true` (on every listener) makes every session's id its login
+name, so a client can only ever take over (or resume) its own login's session. Without it, any edge
+could log in with its own password and central's (predictable) client id and throw central off, or
+another edge. This is the binding Mosquitto offers in its configuration file: `clientid_prefixes` only
+requires a common prefix of every client, and ACLs cannot restrict ids. The cost: two clients with one
+login throw each other off, so every central replica needs a login of its own (docs/central-broker.md).
 """
 
 from __future__ import annotations
@@ -124,6 +125,14 @@ def _sizing_comment(q: QueueSizing) -> str:
     )
 
 
+_BOUND_IDS = (
+    "# A session's client id is its login: nobody can take over another login's session.",
+    "use_username_as_clientid true",
+)
+"""A listener option (set under each `listener` line; before the first it would open a default listener
+on 1883)."""
+
+
 def _listeners(conf: BrokerConf) -> list[str]:
     address = f" {conf.bind_address}" if conf.bind_address else ""
     lines = [
@@ -133,11 +142,13 @@ def _listeners(conf: BrokerConf) -> list[str]:
         f"certfile {conf.certfile}",
         f"keyfile {conf.keyfile}",
         "tls_version tlsv1.2",
+        *_BOUND_IDS,
     ]
     if conf.local_port is not None:
         lines += [
             "",
             "# Plain MQTT for central on this host only (still password login and ACLs).",
             f"listener {conf.local_port} 127.0.0.1",
+            *_BOUND_IDS,
         ]
     return lines

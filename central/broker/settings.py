@@ -1,10 +1,13 @@
-"""Central's own broker login for the generated password file, from the environment.
+"""Central's own broker logins for the generated password file, from the environment.
+
+The broker binds client ids to logins (`use_username_as_clientid`, central/broker/conf.py), so each
+central replica logs in with a name of its own: FACEGATE_BROKER_CENTRAL_USER lists them, separated by
+commas (`central-1,central-2`; default: the MQTT login below, else `central`). They share one password.
 
 No plain secret is written to disk: the password file gets a `$7$` hash, taken from
 FACEGATE_BROKER_CENTRAL_HASH (make one with `facegate central broker-hash`, which reads the password on
-stdin), or, when that is unset, computed in memory from the login central's MQTT client uses:
-FACEGATE_MQTT_USERNAME / FACEGATE_MQTT_PASSWORD, else the user info of FACEGATE_MQTT_URL (e.g.
-`mqtts://central:SECRET@broker:8883`).
+stdin), or, when that is unset, computed in memory from the password central's MQTT client uses:
+FACEGATE_MQTT_PASSWORD, else the user info of FACEGATE_MQTT_URL (e.g. `mqtts://central:SECRET@broker`).
 """
 
 from __future__ import annotations
@@ -26,26 +29,34 @@ MQTT_PASSWORD_ENV = "FACEGATE_MQTT_PASSWORD"
 DEFAULT_USER = "central"
 
 
-def central_account_from_env(env: Mapping[str, str], previous: str = "") -> CentralAccount:
-    """Central's broker account; ConfigError names the variables to set when there is none.
+def central_accounts_from_env(env: Mapping[str, str], previous: str = "") -> list[CentralAccount]:
+    """Central's broker accounts, one per name in FACEGATE_BROKER_CENTRAL_USER; ConfigError names the
+    variables to set when there is no password or hash.
 
-    `previous` is the current password file's text: a hash there that matches the URL's password is
+    `previous` is the current password file's text: a hash there that matches the MQTT password is
     kept, so regenerating an unchanged registry writes an identical file (and needs no reload)."""
+    users = [name.strip() for name in env.get(USER_ENV, "").split(",") if name.strip()]
     stored = env.get(HASH_ENV, "").strip()
     if stored:
-        return _account(env.get(USER_ENV, "").strip() or DEFAULT_USER, stored)
+        return [_account(user, stored) for user in users or [DEFAULT_USER]]
     url = urlsplit(env.get(MQTT_URL_ENV, "").strip())
     login = env.get(MQTT_USER_ENV, "").strip() or unquote(url.username or "")
     password = env.get(MQTT_PASSWORD_ENV, "").strip() or unquote(url.password or "")
-    if login and password:
-        user = env.get(USER_ENV, "").strip() or login
-        if user != login:
-            raise ConfigError(f"{USER_ENV}={user!r} but central's MQTT client logs in as {login!r}")
-        return _account(user, _previous_hash(previous, user, password) or mosquitto_hash(password))
+    if password and (users or login):
+        if users and login and login not in users:
+            raise ConfigError(
+                f"{USER_ENV}={','.join(users)!r} does not hold {login!r}, the login central's MQTT client "
+                "uses: list every replica's login"
+            )
+        fresh = mosquitto_hash(password)
+        return [
+            _account(user, _previous_hash(previous, user, password) or fresh) for user in users or [login]
+        ]
     raise ConfigError(
-        f"central's broker login: set {HASH_ENV} (from `facegate central broker-hash`) and optionally "
-        f"{USER_ENV} (default {DEFAULT_USER!r}), or give central's MQTT login: {MQTT_URL_ENV} with user "
-        f"and password, or {MQTT_USER_ENV} and {MQTT_PASSWORD_ENV}"
+        f"central's broker logins: set {HASH_ENV} (from `facegate central broker-hash`) and {USER_ENV} "
+        f"(one name per central replica, comma-separated; default {DEFAULT_USER!r}), or give central's MQTT "
+        f"password: {MQTT_PASSWORD_ENV} (or {MQTT_URL_ENV} with user and password) with {USER_ENV} or "
+        f"{MQTT_USER_ENV}"
     )
 
 

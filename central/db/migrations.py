@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # pg_advisory_lock key held while migrating: "facegate" in ASCII, as a signed 64-bit integer.
 MIGRATION_LOCK_KEY = 0x6661636567617465
-_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
 class MigrationError(FacegateError):
@@ -51,7 +51,7 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
     found: dict[str, Migration] = {}
     numbers: dict[str, str] = {}
     for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
+        match = _NAME.fullmatch(path.name)
         if match is None:
             raise MigrationError(f"migration file {path} must be named NNNN_lowercase_name.sql")
         if match.group(1) in numbers:

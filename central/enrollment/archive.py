@@ -7,10 +7,16 @@ a row a person's display name is the folder name.
 
 `plan_archive` reads only the central directory (and `people.csv`), so it is cheap enough to run in
 the request. It refuses (InvalidInput / PayloadTooLarge with a code) an archive that is not a zip,
-has unsafe names (absolute, `..`, backslashes, NUL), symlinks, encrypted entries, too many entries,
-a zip-bomb compression ratio or overlapping entries, or too many bytes to unpack. Entries it will not
-enrol (not an image, too deep, too large, top-level files, system files) are listed as skipped.
-`read_photo` unpacks one photo with its declared size as a hard cap.
+has unsafe names (absolute, `..`, backslashes, NUL), symlinks, encrypted entries, entries compressed
+with anything but stored or deflate, too many entries, a zip-bomb compression ratio (per entry or
+over the whole archive) or overlapping entries, or too many bytes to unpack. Entries it will not enrol
+(not an image, too deep, too large, top-level files, system files) are listed as skipped.
+
+Only stored and deflate: Python's zipfile bounds what a deflate stream may produce per read, but
+unpacks a whole bzip2 block or LZMA chunk at once, however few bytes are asked for, so a 1 KiB bzip2
+entry can take gigabytes of memory before any cap applies. `Unpacker` streams entries in 64 KiB reads
+and counts what is really decompressed, not what the directory claims: no entry past its own cap (its
+declared size, at most the photo limit) and no archive past its total.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import io
 import re
 import stat
 import struct
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -38,7 +45,10 @@ hardly compress; zeros compress about 1000:1)."""
 RATIO_MIN_BYTES = 1024 * 1024
 MAX_ID_CHARS = 200
 _SYSTEM_NAMES = frozenset({"__MACOSX", "Thumbs.db", "desktop.ini"})
-_COMPRESSIONS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA})
+_COMPRESSIONS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
+_METHOD_NAMES = {9: "deflate64", 12: "bzip2", 14: "LZMA", 93: "zstandard", 95: "xz", 98: "PPMd"}
+READ_CHUNK = 64 * 1024
+"""Bytes asked of a decompressor at once (zipfile's deflate reader never returns more)."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
@@ -142,16 +152,54 @@ def _plan(
     return ArchivePlan(entries, people, tuple(skipped), unpacked)
 
 
-def read_photo(archive: zipfile.ZipFile, entry: PhotoEntry) -> bytes:
-    """Unpack one photo, never more than its declared size; ImageError when the entry is corrupt."""
-    try:
-        with archive.open(entry.member) as handle:
-            data = handle.read(entry.size + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as err:
-        raise ImageError(f"archive entry {entry.member!r} is corrupt: {err}") from err
-    if len(data) != entry.size:
-        raise ImageError(f"archive entry {entry.member!r} is corrupt: its size differs from the directory's")
-    return data
+class Unpacker:
+    """Unpacks entries of one open archive in READ_CHUNK reads, counting the bytes really decompressed:
+    an entry past its cap, or the archive past `total` bytes, is refused (ImageError) before more is
+    read. Thread-safe: job workers unpack photos of one archive from several threads."""
+
+    def __init__(self, archive: zipfile.ZipFile, total: int) -> None:
+        self.archive = archive
+        self.total = total
+        self.unpacked = 0
+        self._lock = threading.Lock()
+
+    def photo(self, entry: PhotoEntry) -> bytes:
+        """One photo's bytes, never more than its declared size; ImageError when the entry is corrupt,
+        unpacks to more than the directory says, or the archive's total is spent."""
+        data = self.read(self.archive.getinfo(entry.member), entry.size)
+        if len(data) != entry.size:
+            raise ImageError(
+                f"archive entry {entry.member!r} is corrupt: its size differs from the directory's"
+            )
+        return data
+
+    def read(self, info: zipfile.ZipInfo, cap: int) -> bytes:
+        """The entry's bytes; ImageError past `cap` bytes or past the archive's total."""
+        if info.compress_type not in _COMPRESSIONS:
+            raise ImageError(f"archive entry {info.filename!r}: {_method(info)} entries are not unpacked")
+        out = bytearray()
+        try:
+            with self.archive.open(info) as handle:
+                while chunk := handle.read(READ_CHUNK):
+                    self._count(info, len(chunk))
+                    out += chunk
+                    if len(out) > cap:
+                        raise ImageError(
+                            f"archive entry {info.filename!r} unpacks to more than {cap} bytes (its "
+                            "declared size or the limit): refusing it as a zip bomb or a corrupt entry"
+                        )
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as err:
+            raise ImageError(f"archive entry {info.filename!r} is corrupt: {err}") from err
+        return bytes(out)
+
+    def _count(self, info: zipfile.ZipInfo, size: int) -> None:
+        with self._lock:
+            self.unpacked += size
+            if self.unpacked > self.total:
+                raise ImageError(
+                    f"the archive has unpacked more than {self.total} bytes in all, the sum its directory "
+                    f"declares (at entry {info.filename!r}): refusing the rest as a zip bomb"
+                )
 
 
 def declared_entries(data: bytes) -> int | None:
@@ -182,7 +230,7 @@ def _checked_files(infos: list[zipfile.ZipInfo], archive_bytes: int) -> list[zip
     """The file entries, after refusing unsafe, encrypted, unsupported or bomb-like entries."""
     seen: set[str] = set()
     files: list[zipfile.ZipInfo] = []
-    compressed = 0
+    compressed = unpacked = 0
     for info in infos:
         _check_name(info)
         if info.filename in seen:
@@ -190,21 +238,9 @@ def _checked_files(infos: list[zipfile.ZipInfo], archive_bytes: int) -> list[zip
         seen.add(info.filename)
         if info.is_dir():
             continue
-        if info.flag_bits & 0x1:
-            raise InvalidInput(
-                f"entry {info.filename!r} is encrypted: send an archive without a password",
-                code="encrypted_archive",
-            )
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise _unsafe(info, "is a symbolic link")
-        if info.compress_type not in _COMPRESSIONS:
-            raise InvalidInput(
-                f"entry {info.filename!r} uses compression method {info.compress_type}: "
-                "use stored or deflate",
-                code="bad_archive",
-            )
-        _check_ratio(info)
+        _check_entry(info)
         compressed += info.compress_size
+        unpacked += info.file_size
         files.append(info)
     if compressed > archive_bytes:
         raise InvalidInput(
@@ -212,7 +248,42 @@ def _checked_files(infos: list[zipfile.ZipInfo], archive_bytes: int) -> list[zip
             "this is how zip bombs are built; send an ordinary zip",
             code="zip_bomb",
         )
+    if unpacked >= RATIO_MIN_BYTES and unpacked > MAX_RATIO * max(compressed, 1):
+        raise InvalidInput(
+            f"the archive unpacks {unpacked} bytes from {compressed} (over {MAX_RATIO:g}:1 in all): "
+            "refusing a zip bomb; photos do not compress like that",
+            code="zip_bomb",
+        )
     return files
+
+
+def _check_entry(info: zipfile.ZipInfo) -> None:
+    if info.flag_bits & 0x1:
+        raise InvalidInput(
+            f"entry {info.filename!r} is encrypted: send an archive without a password",
+            code="encrypted_archive",
+        )
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise _unsafe(info, "is a symbolic link")
+    if info.compress_type not in _COMPRESSIONS:
+        raise InvalidInput(
+            f"entry {info.filename!r} is compressed with {_method(info)}: only stored and deflate entries "
+            "are accepted (other methods can unpack gigabytes from a few bytes); re-create the zip with "
+            "deflate, the default of zip tools",
+            code="unsupported_compression",
+        )
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        raise InvalidInput(
+            f"entry {info.filename!r} is stored (not compressed) but its directory gives two different "
+            f"sizes ({info.compress_size} and {info.file_size}): the archive is corrupt",
+            code="bad_archive",
+        )
+    _check_ratio(info)
+
+
+def _method(info: zipfile.ZipInfo) -> str:
+    name = _METHOD_NAMES.get(info.compress_type)
+    return f"{name} (method {info.compress_type})" if name else f"compression method {info.compress_type}"
 
 
 def _check_name(info: zipfile.ZipInfo) -> None:
@@ -279,9 +350,8 @@ def _skip_reason(parts: list[str], info: zipfile.ZipInfo, limits: ArchiveLimits)
 def _read_people(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict[str, str]:
     """external_id -> display_name from people.csv; InvalidInput naming the line when it is wrong."""
     try:
-        with archive.open(info) as handle:
-            text = handle.read(MAX_PEOPLE_FILE_BYTES + 1).decode("utf-8-sig")
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError) as err:
+        text = Unpacker(archive, MAX_PEOPLE_FILE_BYTES).read(info, MAX_PEOPLE_FILE_BYTES).decode("utf-8-sig")
+    except (ImageError, UnicodeDecodeError) as err:
         raise InvalidInput(f"{PEOPLE_FILE} cannot be read ({err}): save it as UTF-8 CSV") from err
     rows = csv.DictReader(io.StringIO(text))
     if rows.fieldnames is None or not {"external_id", "display_name"} <= set(rows.fieldnames):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import zipfile
 from uuid import UUID
 
 import anyio.to_thread
@@ -18,7 +17,7 @@ import psycopg
 
 from central import audit
 from central.enrollment import repository as repo
-from central.enrollment.archive import ArchivePlan, PhotoEntry, open_archive, read_photo
+from central.enrollment.archive import ArchivePlan, PhotoEntry, Unpacker, open_archive
 from central.enrollment.schemas import JobResult, JobStatus
 from central.enrollment.service import EnrollmentService
 from central.errors import ApiError
@@ -58,6 +57,7 @@ class JobRun:
             done = await repo.done_seqs(conn, self.job.id)
         people: dict[str, asyncio.Task[UUID | ApiError]] = {}
         with open_archive(data) as archive:
+            unpacker = Unpacker(archive, plan.unpacked_bytes)
             async with asyncio.TaskGroup() as group:
                 for entry in (e for e in plan.photos if e.seq not in done):
                     if entry.external_id not in people:  # created once, while other photos run
@@ -66,7 +66,7 @@ class JobRun:
                     if self.lost:
                         self.photos.release()
                         break
-                    group.create_task(self.photo(archive, entry, people[entry.external_id]))
+                    group.create_task(self.photo(unpacker, entry, people[entry.external_id]))
         if self.lost:
             raise LeaseLostError(f"job {self.job.id} was taken over by another replica")
 
@@ -79,22 +79,20 @@ class JobRun:
             return err
 
     async def photo(
-        self, archive: zipfile.ZipFile, entry: PhotoEntry, person: asyncio.Task[UUID | ApiError]
+        self, unpacker: Unpacker, entry: PhotoEntry, person: asyncio.Task[UUID | ApiError]
     ) -> None:
         try:
-            result = await self.outcome(archive, entry, await person)
+            result = await self.outcome(unpacker, entry, await person)
             async with self.pool.connection() as conn:
                 await repo.record_result(conn, self.job.id, result)
         finally:
             self.photos.release()
 
-    async def outcome(
-        self, archive: zipfile.ZipFile, entry: PhotoEntry, person: UUID | ApiError
-    ) -> JobResult:
+    async def outcome(self, unpacker: Unpacker, entry: PhotoEntry, person: UUID | ApiError) -> JobResult:
         if isinstance(person, ApiError):
             return rejected(entry, person.code, str(person))
         try:
-            data = await anyio.to_thread.run_sync(read_photo, archive, entry)
+            data = await anyio.to_thread.run_sync(unpacker.photo, entry)
             photo = await self.enrollment.enroll_photo(self.principal, person, entry.filename, data)
         except ImageError as err:
             return rejected(entry, "bad_image", str(err))

@@ -109,7 +109,9 @@ class ArchiveUpload(Operation):
         )
 
 
-ResultsAfter = Annotated[int, QueryParameter(ge=-1, description="`next_results` of the previous poll")]
+ResultsAfter = Annotated[
+    int, QueryParameter(ge=-1, le=2**31, description="`next_results` of the previous poll")
+]
 ResultsLimit = Annotated[int, QueryParameter(ge=0, le=1000, description="results per poll (0-1000)")]
 
 
@@ -159,4 +161,6 @@ async def list_jobs(
     return await enrollment.list_jobs(principal, limit, cursor)
 
 
-ROUTES: list[ControllerRouterHandler] = [add_photos, create_job, read_job, list_jobs]
+ROUTES: list[ControllerRouterHandler] = [create_job, read_job, list_jobs]
+PHOTO_ROUTES: list[ControllerRouterHandler] = [add_photos]
+"""Mounted by central/app.py under a router with the photo upload's body limit (`upload_body_bytes`)."""

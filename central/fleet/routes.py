@@ -78,7 +78,7 @@ async def list_edges(
     *,
     principal: NamedDependency[Principal],
     fleet: NamedDependency[FleetService],
-    site: Annotated[str | None, QueryParameter(description="only this site's edges")] = None,
+    site: Annotated[str | None, QueryParameter(max_length=64, description="only this site's edges")] = None,
     status: Annotated[EdgeStatus | None, QueryParameter(description="online or offline")] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, QueryParameter(description="`next` of the previous page")] = None,

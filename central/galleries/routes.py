@@ -137,7 +137,7 @@ async def list_changes(
     gallery_id: FromPath[str],
     principal: NamedDependency[Principal],
     galleries: NamedDependency[GalleryService],
-    after: Annotated[int, QueryParameter(ge=0, description="versions after this one")] = 0,
+    after: Annotated[int, QueryParameter(ge=0, le=2**62, description="versions after this one")] = 0,
     limit: PageLimit = 100,
 ) -> ChangesRead:
     """The version log after `after`, oldest first: each version's time and change counts. Edges (of
@@ -155,7 +155,9 @@ async def snapshot(
     gallery_id: FromPath[str],
     principal: NamedDependency[Principal],
     galleries: NamedDependency[GalleryService],
-    version: Annotated[int | None, QueryParameter(ge=0, description="default: the current version")] = None,
+    version: Annotated[
+        int | None, QueryParameter(ge=0, le=2**62, description="default: the current version")
+    ] = None,
     if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
 ) -> Response[bytes]:
     """The snapshot file of `version` (MessagePack, "facegate.gallery-snapshot/1"). 410 when that

@@ -8,9 +8,9 @@ from uuid import UUID
 
 import msgspec
 
-from central.schemas import Name, Slug
+from central.schemas import Name, Slug, whole
 
-ModelId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:-]{1,100}$", examples=["sface-2021dec"])]
+ModelId = Annotated[str, msgspec.Meta(pattern=whole("[A-Za-z0-9_.:-]{1,100}"), examples=["sface-2021dec"])]
 """A recognizer model id (common/models/manifest.py): templates of other models never join the gallery."""
 
 MAX_GALLERY_SITES = 1000

@@ -11,9 +11,11 @@ import logging
 import math
 from typing import Any
 
+import msgspec
 import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.types import ExceptionHandlersMap
 
 from central.auth.errors import AuthError, HashFormatError
@@ -91,14 +93,42 @@ def _database_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     return error_response(500, "internal_error", "the database failed unexpectedly; see the server log")
 
 
-def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     status = exc.status_code
     details = exc.extra if isinstance(exc, ValidationException) and exc.extra else None
+    if (body_error := _body_validation_error(exc)) is not None:
+        return body_error
     if status >= 500:
         log.error("http_error", extra={"status": status, "error": exc.detail})
         return error_response(status, "internal_error", "the server failed; see its log")
-    return error_response(
-        status, _HTTP_CODES.get(status, "client_error"), str(exc.detail), details, exc.headers
+    message = _body_too_large(request) if status == 413 else str(exc.detail)
+    return error_response(status, _HTTP_CODES.get(status, "client_error"), message, details, exc.headers)
+
+
+def _body_validation_error(exc: HTTPException) -> Response[dict[str, Any]] | None:
+    """400 for a request body that failed validation but that Litestar reports as a 500: it takes an
+    error at a body field named like an injected dependency (`galleries` of POST /people, the service
+    `galleries`) for a failed dependency. msgspec's message names the body (`$.data...`)."""
+    cause = exc.__cause__
+    if exc.status_code != 500 or not isinstance(cause, msgspec.ValidationError):
+        return None
+    message, _, where = str(cause).rpartition(" - at `")
+    if not where.startswith("$.data"):
+        return None
+    key = where.rstrip("`").removeprefix("$.data").lstrip(".")
+    detail = {"message": message, "key": key, "source": "body"}
+    return error_response(400, "bad_request", "Validation failed for the request body", [detail])
+
+
+def _body_too_large(request: Request[Any, Any, Any]) -> str:
+    """Litestar's 413 (the route's `request_max_body_size`, central/app.py) with the limit named."""
+    handler = request.scope.get("route_handler")
+    limit = handler.resolve_request_max_body_size() if isinstance(handler, HTTPRouteHandler) else None
+    what = f"this route's limit of {limit} bytes" if limit else "this route's limit"
+    return (
+        f"the request body is over {what} (photo uploads: "
+        "FACEGATE_MAX_PHOTO_BYTES x FACEGATE_MAX_PHOTOS_PER_REQUEST + 1 MiB; other routes: "
+        "FACEGATE_MAX_BODY_BYTES): send less, or split it"
     )
 
 

@@ -1,7 +1,8 @@
 """Where and how central connects to the broker: `mqtt_settings` reads FACEGATE_MQTT_*.
 
 Central's client is the common one (`common.mqtt.aio.AsyncMqttClient`) with central's policy: MQTT 5,
-a persistent session (clean start off, a session expiry, a stable client id) so the broker keeps every
+a persistent session (clean start off, a session expiry, a stable client id: the login name, one login
+per replica, since the broker binds client ids to logins) so the broker keeps every
 QoS 1 message published while central is away, manual acknowledgement (ingest acknowledges a message only
 after its batch committed), `Receive Maximum` bounding how many unacknowledged messages the broker sends
 at once, and a shared-subscription group so replicas split the events.
@@ -39,7 +40,7 @@ def mqtt_settings(settings: CentralSettings) -> MqttSettings:
     return MqttSettings(
         host=parts.hostname,
         port=port,
-        client_id=settings.mqtt_client_id or default_client_id(),
+        client_id=settings.mqtt_client_id or default_client_id(username),
         username=username,
         password=password,
         tls=tls,
@@ -59,6 +60,8 @@ def mqtt_settings(settings: CentralSettings) -> MqttSettings:
     )
 
 
-def default_client_id() -> str:
-    """`facegate-central-<hostname>`: stable across restarts (the broker keeps the session by it)."""
-    return f"facegate-central-{socket.gethostname()}"[:128]
+def default_client_id(username: str | None) -> str:
+    """The login name, which is what the broker makes the id anyway (`use_username_as_clientid`,
+    central/broker/conf.py); without a login `facegate-central-<hostname>`. Stable across restarts:
+    the broker keeps the session by it."""
+    return username or f"facegate-central-{socket.gethostname()}"[:128]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 
 from central.schemas import ExternalId, Name, Slug
+
+MAX_PERSON_GALLERIES = 100
 
 
 class PersonCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -17,8 +19,8 @@ class PersonCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     display_name: Name = ""
     metadata: dict[str, Any] = {}
     """Free JSON object, up to 16 KiB encoded."""
-    galleries: list[Slug] = []
-    """Existing galleries to add the person to."""
+    galleries: Annotated[list[Slug], msgspec.Meta(max_length=MAX_PERSON_GALLERIES)] = []
+    """Existing galleries to add the person to (at most 100)."""
 
 
 class PersonUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

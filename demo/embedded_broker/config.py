@@ -2,8 +2,9 @@
 
 Read: `listener PORT [ADDRESS]` (each starts a listener; `cafile`, `certfile`, `keyfile`, `tls_version`
 after it belong to it; without `certfile` and `keyfile` it is plain TCP), `password_file`, `acl_file`,
-`allow_anonymous`, `max_inflight_messages`, `max_queued_messages`, `max_queued_bytes`, `max_packet_size`,
-`persistent_client_expiration` and `pid_file`.
+`allow_anonymous`, `use_username_as_clientid` (a session's id is its login, as in Mosquitto: a client can
+take over only its own login's session), `max_inflight_messages`, `max_queued_messages`,
+`max_queued_bytes`, `max_packet_size`, `persistent_client_expiration` and `pid_file`.
 Accepted and ignored: persistence (the embedded broker keeps everything in memory), logging, `user` and
 `per_listener_settings`. Any other option is ignored with a warning in the log.
 """
@@ -55,6 +56,7 @@ class BrokerConfig:
     password_file: Path | None = None
     acl_file: Path | None = None
     allow_anonymous: bool = False
+    use_username_as_clientid: bool = False
     limits: Limits = field(default_factory=Limits)
     max_packet_size: int = 0  # 0: MQTT's own limit
     persistent_client_expiration_s: int | None = None  # 3.1.1 clients without clean session; None: never
@@ -100,6 +102,8 @@ def _apply(config: BrokerConfig, key: str, value: str) -> BrokerConfig:
         return replace(config, pid_file=Path(value))
     if key == "allow_anonymous":
         return replace(config, allow_anonymous=_bool(value))
+    if key == "use_username_as_clientid":
+        return replace(config, use_username_as_clientid=_bool(value))
     if key == "max_packet_size":
         return replace(config, max_packet_size=_count(value))
     if key == "persistent_client_expiration":

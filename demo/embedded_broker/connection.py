@@ -150,7 +150,10 @@ class Connection:
         if not connect.client_id and not connect.clean_start:
             return codec.CLIENT_ID_NOT_VALID
         if connect.username is None:
-            return None if self.server.config.allow_anonymous else codec.NOT_AUTHORIZED
+            anonymous_ok = (
+                self.server.config.allow_anonymous and not self.server.config.use_username_as_clientid
+            )
+            return None if anonymous_ok else codec.NOT_AUTHORIZED
         if not self.server.passwords.verify(connect.username, connect.password):
             return codec.BAD_USERNAME_OR_PASSWORD
         return None
@@ -158,6 +161,8 @@ class Connection:
     def _start_session(self, connect: Connect) -> None:
         router, properties = self.server.router, connect.properties
         client_id = connect.client_id or f"auto-{uuid.uuid4()}"
+        if self.server.config.use_username_as_clientid and connect.username is not None:
+            client_id = connect.username  # bound to the login: only it can take the session over
         if connect.v5:
             expiry = int(properties.get(codec.SESSION_EXPIRY, 0))
         else:
@@ -192,7 +197,7 @@ class Connection:
         ]
         if config.max_packet_size:
             items.append((codec.MAXIMUM_PACKET_SIZE, config.max_packet_size))
-        if client_id != connect.client_id:
+        if not connect.client_id:  # only for an empty id (MQTT 5 3.2.2.3.7); a login-bound one is silent
             items.append((codec.ASSIGNED_CLIENT_ID, client_id))
         return encode_properties(items)
 

@@ -5,11 +5,14 @@ Fixtures (registered by tests/conftest.py):
   a fresh Redis database and the fetched models;
 - `central`: a started app (lifespan run) in Litestar's TestClient, with an admin key; `central.as_(key)`
   gives headers for another credential and `central.key(scope, sites)` creates one.
+- `shared_central(...)`: the same for a whole module (its own database, bucket and Redis database on the
+  session's servers), for modules whose tests only add rows of their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from central.app import create_app
 from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from central.storage import FileSettings, S3Settings
-from devtools.services import PostgresService, RedisService, S3Service
+from devtools.services import PostgresService, RedisService, S3Service, postgres, redis, s3
 
 SECRET = "test-secret-key-with-at-least-32-bytes-0123456789"
 
@@ -103,3 +106,26 @@ def central_settings(
 @pytest.fixture
 def central(central_settings: CentralSettings) -> Iterator[Central]:
     yield from start_central(central_settings)
+
+
+@contextmanager
+def shared_central(
+    postgres_server: PostgresService,
+    s3_server: S3Service,
+    redis_server: RedisService,
+    model_dir: Path,
+    **overrides: Any,
+) -> Iterator[Central]:
+    """A started central on a fresh database, bucket and Redis database of the session's servers, all
+    removed afterwards: build a module-scoped fixture with it."""
+    db = postgres.create_database(postgres_server)
+    bucket = s3.create_bucket(s3_server)
+    redis_db = redis.claim_database(redis_server)
+    try:
+        storage = s3_settings(s3_server, bucket)
+        settings = make_settings(db, storage, model_dir, redis_url=redis_db.url, **overrides)
+        yield from start_central(settings)
+    finally:
+        redis.release_database(redis_db)
+        s3.remove_bucket(s3_server, bucket)
+        postgres.drop_database(postgres_server, db.dbname)

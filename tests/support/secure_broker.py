@@ -62,14 +62,19 @@ class SecuredBroker:
         assert pid is not None, "the broker is not running"
         return pid
 
-    def client(self, login: Login, *, v5: bool = True) -> SecureClient:
-        return SecureClient(self.port, self.cafile, login, v5=v5)
+    def client(self, login: Login, *, v5: bool = True, client_id: str = "") -> SecureClient:
+        return SecureClient(self.port, self.cafile, login, v5=v5, client_id=client_id)
 
 
 def start_secured_broker(
-    workdir: Path, registry: BrokerRegistry, central: Login, certs: CertificateFiles
+    workdir: Path,
+    registry: BrokerRegistry,
+    central: Login,
+    certs: CertificateFiles,
+    replicas: Sequence[Login] = (),
 ) -> SecuredBroker:
-    """Generate the three files into `workdir/broker` and start mosquitto on them (TLS on a free port)."""
+    """Generate the three files into `workdir/broker` and start mosquitto on them (TLS on a free port);
+    `replicas`: more central logins (one per replica: the broker binds client ids to logins)."""
     binary = system_binary("mosquitto")
     if binary is None:
         raise ServiceStartError("mosquitto not found; run scripts/ensure-services.sh")
@@ -84,8 +89,10 @@ def start_secured_broker(
         bind_address="127.0.0.1",
         persistence_dir=str(data),
     )
-    account = CentralAccount(central.username, mosquitto_hash(central.password))
-    write_broker_files(files, registry, [account], conf)
+    accounts = [
+        CentralAccount(login.username, mosquitto_hash(login.password)) for login in (central, *replicas)
+    ]
+    write_broker_files(files, registry, accounts, conf)
     extra = ["log_dest stderr", "log_type all"] + (["user root"] if os.geteuid() == 0 else [])
     run_conf = workdir / RUN_CONF
     run_conf.write_text((files / CONF_FILE).read_text() + "\n".join(extra) + "\n")
@@ -117,13 +124,15 @@ class SecureClient:
     """Use as a context manager. `connected` is the CONNACK reason code (None: no CONNACK came); subscribe
     returns the SUBACK codes, publish the PUBACK's (v5; v3.1.1 PUBACKs carry none: "Success")."""
 
-    def __init__(self, port: int, cafile: Path, login: Login, *, v5: bool = True) -> None:
+    def __init__(
+        self, port: int, cafile: Path, login: Login, *, v5: bool = True, client_id: str = ""
+    ) -> None:
         self.port = port
         self.messages: queue.Queue[Received] = queue.Queue()
         self.connected: ReasonCode | None = None
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"test-{uuid.uuid4().hex[:10]}",
+            client_id=client_id or f"test-{uuid.uuid4().hex[:10]}",
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         )
         self._client.tls_set(ca_certs=str(cafile))
@@ -190,10 +199,10 @@ class SecureClient:
             self.disconnects += 1
             self._cond.notify_all()
 
-    def wait_disconnected(self) -> bool:
-        """Whether the broker closed this client's connection within the timeout."""
+    def wait_disconnected(self, timeout: float = TIMEOUT) -> bool:
+        """Whether the broker closed this client's connection within `timeout` seconds."""
         with self._cond:
-            return self._cond.wait_for(lambda: self.disconnects > 0, TIMEOUT)
+            return self._cond.wait_for(lambda: self.disconnects > 0, timeout)
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self.messages.put(Received(msg.topic, bytes(msg.payload), msg.qos, msg.retain))

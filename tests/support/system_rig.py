@@ -80,6 +80,9 @@ def write_device_file(edge: EdgeProcess, login: dict[str, str], system: System, 
     edge.config.write_text(yaml.safe_dump(document))
 
 
+OBSERVER = "observer"  # the tests' own central-rights login (System.observer)
+
+
 @dataclass
 class System:
     tmp: Path
@@ -93,6 +96,12 @@ class System:
     admin: dict[str, str] = field(default_factory=dict)
     edges: dict[str, EdgeProcess] = field(default_factory=dict)
     logins: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def observer(self) -> Login:
+        """A second central login (same password) for the tests' own clients: the broker binds client
+        ids to logins, so a test client using central's login would take central's session over."""
+        return Login(OBSERVER, self.central_login.password)
 
     # --- central's API --------------------------------------------------------------------------
 
@@ -144,6 +153,7 @@ class System:
             os.environ,
             FACEGATE_MQTT_USERNAME=self.central_login.username,
             FACEGATE_MQTT_PASSWORD=self.central_login.password,
+            FACEGATE_BROKER_CENTRAL_USER=f"{self.central_login.username},{OBSERVER}",
         )
         subprocess.run(
             [FACEGATE, "central", "broker-config", "--out", str(files), "--database-url", self.dsn,
@@ -171,7 +181,7 @@ class System:
 
     def _probe_broker(self) -> None:
         try:
-            with SecureClient(self.broker_port, self.certs.cafile, self.central_login) as client:
+            with SecureClient(self.broker_port, self.certs.cafile, self.observer) as client:
                 code = client.connected
         except OSError as err:
             raise NotReadyError(f"{type(err).__name__}: {err}") from err
@@ -209,7 +219,7 @@ class System:
 
 def central_env(dsn: str, s3: S3Service, bucket: str, model_dir: Path, broker_port: int, login: Login,
                 cafile: Path) -> dict[str, str]:  # fmt: skip
-    """Central's settings: TLS to the broker as `login`, a fixed client id (its session survives restarts),
+    """Central's settings: TLS to the broker as `login` (its client id: its session survives restarts),
     short flush, backoff and distribution intervals so the tests run in seconds."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -227,7 +237,6 @@ def central_env(dsn: str, s3: S3Service, bucket: str, model_dir: Path, broker_po
         "FACEGATE_MQTT_CA_FILE": str(cafile),
         "FACEGATE_MQTT_USERNAME": login.username,
         "FACEGATE_MQTT_PASSWORD": login.password,
-        "FACEGATE_MQTT_CLIENT_ID": "central-system-test",
         "FACEGATE_MQTT_BACKOFF_MAX_S": "1",
         "FACEGATE_INGEST_FLUSH_S": "0.05",
         "FACEGATE_INGEST_RETRY_MAX_S": "1",

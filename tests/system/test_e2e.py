@@ -107,7 +107,7 @@ def test_system_erased_person_leaves_both_edge_galleries(system: System) -> None
 def test_system_forged_event_from_unregistered_edge_is_dead_lettered(system: System) -> None:
     """Central's login may publish anywhere; the topic is well-formed but names an edge never registered."""
     forged = make_event("north", "ghost", seq=1)
-    with system.client(system.central_login) as client:
+    with system.client(system.observer) as client:
         assert not client.publish("facegate/v1/north/ghost/events", encode(forged)).is_failure
 
     def dead_lettered() -> bool:

@@ -11,9 +11,10 @@ from dataclasses import replace
 
 import pytest
 
-from central.enrollment.archive import ArchiveLimits, declared_entries, plan_archive, read_photo
+from central.enrollment.archive import ArchiveLimits, Unpacker, declared_entries, plan_archive
 from central.errors import ApiError, InvalidInput, PayloadTooLarge
 from central.settings import CentralSettings
+from common.errors import ImageError
 from tests.support.central_app import Central, start_central
 from tests.support.job_archives import JOBS, build_zip, job_rows, post_zip
 
@@ -110,11 +111,69 @@ def test_archive_unusable_entries_are_skipped_with_reasons() -> None:
     }
 
 
-def test_archive_read_photo_returns_the_entry_bytes() -> None:
+def test_archive_unpacker_returns_the_entry_bytes() -> None:
     data = build_zip({"alice/1.jpg": JPEG}, zipfile.ZIP_DEFLATED)
     plan = plan_archive(data, LIMITS)
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert read_photo(archive, plan.photos[0]) == JPEG
+        unpacker = Unpacker(archive, plan.unpacked_bytes)
+        assert unpacker.photo(plan.photos[0]) == JPEG
+        assert unpacker.unpacked == len(JPEG)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"])
+def test_archive_bzip2_and_lzma_entries_are_refused_before_anything_is_unpacked(method: int) -> None:
+    """Python's zipfile unpacks a whole bzip2 block or LZMA chunk however few bytes are read: only stored
+    and deflate entries are accepted, by the directory alone."""
+    error = refusal(build_zip({"alice/1.jpg": JPEG, "bob/1.jpg": JPEG}, method))
+    assert isinstance(error, InvalidInput) and error.code == "unsupported_compression"
+    assert "only stored and deflate" in str(error) and "'alice/1.jpg'" in str(error)
+
+
+def lying(data: bytes, member: bytes, declared: int) -> bytes:
+    """`data` with the uncompressed size of `member` set to `declared` in its local and central records."""
+    out = bytearray(data)
+    for signature, size_at, name_at in ((b"PK\x03\x04", 22, 30), (b"PK\x01\x02", 24, 46)):
+        at = out.find(signature)
+        while at >= 0:
+            if out[at + name_at : at + name_at + len(member)] == member:
+                struct.pack_into("<I", out, at + size_at, declared)
+            at = out.find(signature, at + 4)
+    return bytes(out)
+
+
+def test_archive_unpacker_stops_a_deflate_entry_at_its_declared_size() -> None:
+    """A deflate bomb whose directory declares 2000 bytes: the plan accepts it (nothing to see in the
+    directory), and unpacking refuses it after at most one read past the declared size."""
+    data = lying(build_zip({"alice/1.jpg": bytes(20_000_000)}, zipfile.ZIP_DEFLATED), b"alice/1.jpg", 2000)
+    plan = plan_archive(data, LIMITS)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacker = Unpacker(archive, plan.unpacked_bytes)
+        with pytest.raises(ImageError, match=r"corrupt|more than 2000 bytes"):
+            unpacker.photo(plan.photos[0])
+        assert unpacker.unpacked <= 2000 + 64 * 1024
+
+
+def test_archive_unpacker_stops_at_the_archive_total() -> None:
+    data = build_zip({"alice/1.jpg": JPEG, "bob/1.jpg": JPEG}, zipfile.ZIP_DEFLATED)
+    plan = plan_archive(data, LIMITS)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        unpacker = Unpacker(archive, len(JPEG) + 10)
+        assert unpacker.photo(plan.photos[0]) == JPEG
+        with pytest.raises(ImageError, match=r"more than \d+ bytes in all"):
+            unpacker.photo(plan.photos[1])
+
+
+def test_archive_entries_compressing_over_100_to_1_in_all_are_refused_as_a_bomb() -> None:
+    """Each entry stays under the 1 MiB of the per-entry ratio check; together they are 40 MB of zeros."""
+    data = build_zip({f"p{i}/1.jpg": bytes(1_000_000) for i in range(40)}, zipfile.ZIP_DEFLATED)
+    error = refusal(data, replace(LIMITS, max_unpacked_bytes=100_000_000))
+    assert error.code == "zip_bomb" and "in all" in str(error)
+
+
+def test_archive_stored_entry_with_two_sizes_is_refused() -> None:
+    data = lying(build_zip({"alice/1.jpg": JPEG}), b"alice/1.jpg", 100)
+    error = refusal(data)
+    assert error.code == "bad_archive" and "two different sizes" in str(error)
 
 
 @pytest.mark.parametrize(
@@ -211,6 +270,7 @@ BAD_BODIES: dict[str, tuple[Callable[[bytes], bytes], int, str]] = {
     "too_big": (lambda _: build_zip({"a/1.jpg": os.urandom(1_600_000)}), 413, "payload_too_large"),
     "too_many": (lambda _: build_zip({f"p{i}/1.jpg": JPEG for i in range(51)}), 413, "too_many_entries"),
     "no_photos": (lambda _: build_zip({"a/1.txt": b"x"}), 422, "empty_archive"),
+    "bzip2": (lambda _: build_zip({"a/1.jpg": JPEG}, zipfile.ZIP_BZIP2), 422, "unsupported_compression"),
 }
 
 

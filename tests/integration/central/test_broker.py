@@ -35,9 +35,9 @@ class Fleet:
     broker: SecuredBroker
     edges: dict[str, Login]
 
-    def client(self, who: str, *, v5: bool = True) -> SecureClient:
+    def client(self, who: str, *, v5: bool = True, client_id: str = "") -> SecureClient:
         login = self.broker.central if who == "central" else self.edges[who]
-        return self.broker.client(login, v5=v5)
+        return self.broker.client(login, v5=v5, client_id=client_id)
 
 
 def register(central: Central, site: str, edge: str) -> Login:
@@ -62,7 +62,10 @@ def fleet(central: Central, tmp_path: Path) -> Iterator[Fleet]:
     with psycopg.connect(central.settings.database_url) as conn:
         registry = load_registry_sync(conn)
     certs = make_certificates(tmp_path / "certs")
-    broker = start_secured_broker(tmp_path, registry, Login("central", secrets.token_urlsafe(24)), certs)
+    password = secrets.token_urlsafe(24)
+    broker = start_secured_broker(
+        tmp_path, registry, Login("central", password), certs, replicas=[Login("central-2", password)]
+    )
     yield Fleet(central, broker, edges)
     broker.instance.close()
 
@@ -180,6 +183,39 @@ def test_broker_central_shared_subscription_is_allowed(fleet: Fleet) -> None:
         assert central.next_message().payload == b"shared"
 
 
+def test_broker_edge_using_centrals_client_id_cannot_throw_central_off(fleet: Fleet) -> None:
+    """Client ids are predictable (`facegate-central-<host>`); an edge logging in with its own password
+    and central's id used to take central's session over. With ids bound to logins it gets its own."""
+    with fleet.client("central", client_id="facegate-central-host") as central:
+        assert central.subscribe("facegate/v1/+/+/events")[0].value == 1
+        with fleet.client("north/door", client_id="facegate-central-host") as edge:
+            assert edge.connected is not None and not edge.connected.is_failure
+            assert not central.wait_disconnected(timeout=1.5)
+            assert not edge.publish("facegate/v1/north/door/events", b"own").is_failure
+            assert central.next_message().payload == b"own"
+
+
+def test_broker_central_replicas_with_their_own_logins_stay_connected_side_by_side(fleet: Fleet) -> None:
+    """One login per replica: two replicas never share a session, even with the same client id."""
+    other = Login("central-2", fleet.broker.central.password)
+    with (
+        fleet.client("central", client_id="central") as first,
+        fleet.broker.client(other, client_id="central") as second,
+    ):
+        assert second.connected is not None and not second.connected.is_failure
+        assert not first.wait_disconnected(timeout=1.0) and second.disconnects == 0
+
+
+def test_broker_one_login_holds_one_session(fleet: Fleet) -> None:
+    """The cost of the binding: a second connection of the same login takes the session over."""
+    with (
+        fleet.client("north/door", client_id="a") as first,
+        fleet.client("north/door", client_id="b") as second,
+    ):
+        assert second.connected is not None and not second.connected.is_failure
+        assert first.wait_disconnected(timeout=3.0)
+
+
 def test_broker_wrong_password_is_refused(fleet: Fleet) -> None:
     wrong = Login("north/door", fleet.edges["south/gate"].password)
     with fleet.broker.client(wrong) as client:
@@ -216,6 +252,7 @@ def regenerate_and_reload(fleet: Fleet) -> str:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "FACEGATE_DATABASE_URL": fleet.central.settings.database_url,
         "FACEGATE_MQTT_URL": f"mqtts://central:{broker.central.password}@127.0.0.1:{broker.port}",
+        "FACEGATE_BROKER_CENTRAL_USER": "central,central-2",  # one login per replica, as the fleet has
     }
     argv = [FACEGATE, "central", "broker-config", "--out", str(broker.files), "--reload-pid", str(broker.pid)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, env=env)

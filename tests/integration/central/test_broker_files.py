@@ -15,7 +15,7 @@ from central.broker.acl import CentralAccount, render_acl_file, render_password_
 from central.broker.conf import BrokerConf, QueueSizing, render_conf
 from central.broker.files import Written, regenerate, write_broker_files
 from central.broker.registry import build_registry
-from central.broker.settings import central_account_from_env
+from central.broker.settings import central_accounts_from_env
 from central.db import migrate, open_async_pool
 from common.errors import ConfigError
 from devtools.services import PostgresService
@@ -110,20 +110,20 @@ def test_broker_files_are_written_with_the_password_file_private(tmp_path: Path)
 
 
 def test_broker_central_account_comes_from_the_mqtt_url_without_storing_the_password() -> None:
-    account = central_account_from_env({"FACEGATE_MQTT_URL": "mqtts://ingest:s%3Acret@broker:8883"})
+    (account,) = central_accounts_from_env({"FACEGATE_MQTT_URL": "mqtts://ingest:s%3Acret@broker:8883"})
     assert account.username == "ingest"
     assert verify_mosquitto("s:cret", account.password_hash)
 
 
 def test_broker_central_account_without_hash_or_url_names_the_variables() -> None:
     with pytest.raises(ConfigError, match="FACEGATE_BROKER_CENTRAL_HASH"):
-        central_account_from_env({})
+        central_accounts_from_env({})
 
 
 def test_broker_central_username_with_a_slash_is_refused() -> None:
     env = {"FACEGATE_BROKER_CENTRAL_USER": "north/door", "FACEGATE_BROKER_CENTRAL_HASH": EDGE_HASH}
     with pytest.raises(ConfigError, match="central's broker username"):
-        central_account_from_env(env)
+        central_accounts_from_env(env)
 
 
 def test_broker_example_conf_in_deploy_is_what_the_defaults_generate() -> None:
@@ -156,10 +156,10 @@ def test_broker_regenerate_rewrites_auth_files_from_the_database(
 
 def test_broker_regenerating_an_unchanged_registry_changes_no_file(tmp_path: Path) -> None:
     env = {"FACEGATE_MQTT_URL": "mqtts://central:secret@broker:8883"}
-    first = write_broker_files(tmp_path, REGISTRY, [central_account_from_env(env)], BrokerConf(tmp_path))
+    first = write_broker_files(tmp_path, REGISTRY, central_accounts_from_env(env), BrokerConf(tmp_path))
     previous = (tmp_path / "passwords").read_text()
     again = write_broker_files(
-        tmp_path, REGISTRY, [central_account_from_env(env, previous)], BrokerConf(tmp_path)
+        tmp_path, REGISTRY, central_accounts_from_env(env, previous), BrokerConf(tmp_path)
     )
     assert (first.changed, again.changed) == (True, False)
 
@@ -170,6 +170,45 @@ def test_broker_central_account_prefers_the_mqtt_username_and_password_settings(
         "FACEGATE_MQTT_USERNAME": "ingest",
         "FACEGATE_MQTT_PASSWORD": "setting-secret",
     }
-    account = central_account_from_env(env)
+    (account,) = central_accounts_from_env(env)
     assert account.username == "ingest"
     assert verify_mosquitto("setting-secret", account.password_hash)
+
+
+def test_broker_conf_binds_client_ids_to_logins() -> None:
+    """Without it an edge logs in with its own password and central's client id and throws central off."""
+    text = render_conf(BrokerConf(Path("/etc/mosquitto/facegate"), local_port=1883))
+    assert directives(text)["use_username_as_clientid"] == ["true", "true"]
+    # a listener option: under each `listener` line (before the first it opens a default listener)
+    blocks = text.split("\nlistener ")
+    assert "use_username_as_clientid" not in blocks[0]
+    assert all("use_username_as_clientid true" in block for block in blocks[1:])
+
+
+def test_broker_central_gets_one_login_per_replica_sharing_the_password() -> None:
+    env = {"FACEGATE_MQTT_PASSWORD": "shared-secret", "FACEGATE_BROKER_CENTRAL_USER": "central-1, central-2"}
+    accounts = central_accounts_from_env(env)
+    assert [a.username for a in accounts] == ["central-1", "central-2"]
+    assert all(verify_mosquitto("shared-secret", a.password_hash) for a in accounts)
+    text = render_acl_file(REGISTRY, accounts)
+    assert "user central-1\ntopic readwrite facegate/#" in text
+    assert "user central-2\ntopic readwrite facegate/#" in text
+    passwords = render_password_file(REGISTRY, accounts)
+    assert [line.split(":")[0] for line in passwords.splitlines()][:2] == ["central-1", "central-2"]
+
+
+def test_broker_central_logins_from_a_hash_default_to_central() -> None:
+    (default,) = central_accounts_from_env({"FACEGATE_BROKER_CENTRAL_HASH": EDGE_HASH})
+    assert default.username == "central"
+    env = {"FACEGATE_BROKER_CENTRAL_HASH": EDGE_HASH, "FACEGATE_BROKER_CENTRAL_USER": "a,b,c"}
+    assert [a.username for a in central_accounts_from_env(env)] == ["a", "b", "c"]
+
+
+def test_broker_central_logins_must_include_the_mqtt_login() -> None:
+    env = {
+        "FACEGATE_MQTT_USERNAME": "central-3",
+        "FACEGATE_MQTT_PASSWORD": "pw",
+        "FACEGATE_BROKER_CENTRAL_USER": "central-1,central-2",
+    }
+    with pytest.raises(ConfigError, match="list every replica's login"):
+        central_accounts_from_env(env)

@@ -101,7 +101,7 @@ def test_central_serve_refuses_several_workers_sharing_one_mqtt_client_id(tmp_pa
     }
     proc = _run(["central", "serve", "--workers", "2"], env)
     assert proc.returncode == 3
-    assert "--workers" in proc.stderr and "FACEGATE_MQTT_CLIENT_ID" in proc.stderr
+    assert "--workers" in proc.stderr and "FACEGATE_MQTT_USERNAME" in proc.stderr
 
 
 def test_central_serve_answers_and_stops_on_sigterm(

@@ -38,6 +38,10 @@ from devtools.services.ports import free_port, port_is_listening
 WAIT = 5.0
 MAX_PACKET = 64 * 1024
 CENTRAL = ("central", "central-secret")
+# More central logins (one per replica): the broker binds client ids to logins, so clients that are
+# connected at the same time need logins of their own.
+CENTRAL_2 = ("central-2", "central-secret")
+CENTRAL_3 = ("central-3", "central-secret")
 DOOR = ("north/door", "door-secret")  # reads gallery staff; writes facegate/v1/north/door/{events,...}
 GATE = ("south/gate", "gate-secret")
 DEMO = [str(Path(sys.executable).parent / "facegate"), "demo"]
@@ -73,9 +77,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         port=free_port(), bind_address="127.0.0.1", persistence_dir=str(work / "data"),
         max_packet_size=MAX_PACKET,
     )  # fmt: skip
-    write_broker_files(
-        work / "broker", registry, [CentralAccount(CENTRAL[0], mosquitto_hash(CENTRAL[1]))], conf
-    )
+    hashed = mosquitto_hash(CENTRAL[1])
+    accounts = [CentralAccount(name, hashed) for name, _ in (CENTRAL, CENTRAL_2, CENTRAL_3)]
+    write_broker_files(work / "broker", registry, accounts, conf)
     log = work / "broker.log"
     with log.open("wb") as out:
         command = [sys.executable, "-m", "demo.embedded_broker", "-c", str(work / "broker" / CONF_FILE)]
@@ -228,7 +232,7 @@ def test_embedded_broker_offers_qos_1_at_most(broker: Broker) -> None:
 
 def test_embedded_broker_delivers_by_wildcard_filters(broker: Broker) -> None:
     base = unique()
-    with Client(broker, CENTRAL) as sub, Client(broker, CENTRAL) as pub:
+    with Client(broker, CENTRAL) as sub, Client(broker, CENTRAL_2) as pub:
         sub.connect(), pub.connect()
         assert sub.subscribe(f"{base}/+/events") == [1]
         assert sub.subscribe(f"{base}/north/#", qos=0) == [0]
@@ -242,7 +246,7 @@ def test_embedded_broker_delivers_by_wildcard_filters(broker: Broker) -> None:
 
 def test_embedded_broker_shared_subscription_gives_each_message_to_one_member(broker: Broker) -> None:
     base = unique()
-    with Client(broker, CENTRAL) as a, Client(broker, CENTRAL) as b, Client(broker, CENTRAL) as pub:
+    with Client(broker, CENTRAL) as a, Client(broker, CENTRAL_2) as b, Client(broker, CENTRAL_3) as pub:
         for client in (a, b, pub):
             client.connect()
         assert a.subscribe(f"$share/ingest/{base}/+/events") == [1]
@@ -311,7 +315,7 @@ def test_embedded_broker_keeps_a_persistent_session_and_redelivers_unacknowledge
     with Client(broker, CENTRAL, client_id=name) as sub:
         sub.connect(clean_start=True, expiry=300)
         sub.subscribe(topic)
-    with Client(broker, CENTRAL) as pub:
+    with Client(broker, CENTRAL_2) as pub:
         pub.connect()
         for i in range(3):
             assert pub.publish(topic, f"m{i}".encode()) == 0  # queued for the absent session
@@ -333,6 +337,22 @@ def test_embedded_broker_keeps_a_persistent_session_and_redelivers_unacknowledge
     with Client(broker, CENTRAL, client_id=name) as sub:
         sub.connect(clean_start=True)  # ends the session
         assert not sub.session_present
+
+
+def test_embedded_broker_binds_client_ids_to_logins(broker: Broker) -> None:
+    """As the generated mosquitto.conf asks (`use_username_as_clientid true`): an edge logging in with its
+    own password and central's client id does not throw central off; the same login twice does."""
+    with Client(broker, CENTRAL, client_id="facegate-central-host") as central:
+        central.connect()
+        central.subscribe("facegate/v1/+/+/events")
+        with Client(broker, DOOR, client_id="facegate-central-host") as door:
+            assert door.connect().value == 0
+            assert not central.disconnected.wait(1.0)
+            assert door.publish("facegate/v1/north/door/events", b"own") == 0
+            assert central.next().payload == b"own"
+        with Client(broker, CENTRAL, client_id="another-id") as again:
+            assert again.connect().value == 0
+            assert central.disconnected.wait(WAIT)  # one login, one session: taken over
 
 
 def test_embedded_broker_refuses_an_edge_publishing_under_another_edges_prefix(broker: Broker) -> None:

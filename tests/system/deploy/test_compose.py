@@ -131,8 +131,12 @@ def test_compose_runs_two_central_replicas_behind_nginx() -> None:
         assert (ROOT / "Dockerfile.central").exists()
         assert service["command"] == ["facegate", "central", "serve", "--host", "0.0.0.0", "--port", "8000"]
         assert "/health" in " ".join(service["healthcheck"]["test"])
-    client_ids = {service["environment"]["FACEGATE_MQTT_CLIENT_ID"] for service in replicas.values()}
-    assert len(client_ids) == 2, "every replica keeps its own persistent MQTT session"
+    # The broker binds client ids to logins: every replica has its own login (and so its own persistent
+    # session), and broker-config writes exactly those logins.
+    logins = {service["environment"]["FACEGATE_MQTT_USERNAME"] for service in replicas.values()}
+    assert len(logins) == 2, "every replica keeps its own broker login and persistent MQTT session"
+    written = services()["broker-config"]["environment"]["FACEGATE_BROKER_CENTRAL_USER"].split(",")
+    assert sorted(written) == sorted(logins)
     upstream = re.search(
         r"upstream facegate_central \{(.*?)\}", (DEPLOY / "nginx" / "nginx.conf").read_text(), re.S
     )

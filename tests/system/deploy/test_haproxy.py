@@ -241,6 +241,17 @@ def test_haproxy_upload_limit_equals_centrals(
     assert at[1]["code"] == "missing_credential"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/people", "/api/v1/people/x/photos", "/api/v1/enrollment-jobs"])
+def test_haproxy_refuses_a_chunked_body_with_411_from_its_headers(fronted: Fronted, path: str) -> None:
+    """HAProxy checks the limits on Content-Length only: a chunked body (5 MB once reached central on a
+    1 MiB route) is refused before any of it is read, on every route."""
+    port, context = fronted.balancer.ports["https"], fronted.balancer.context()
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    status, body = post_headers_only(port, context, path, headers)
+    assert status == 411
+    assert body["code"] == "length_required" and "Content-Length" in body["message"]
+
+
 def test_haproxy_refuses_a_json_body_over_1_mib_with_413(client: httpx.Client, fronted: Fronted) -> None:
     response = client.post(
         fronted.balancer.url("https", "/api/v1/people"),

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from central.settings import CentralSettings
+from central.storage import S3Settings
 from tests.support.paths import REPO
 from tests.system.deploy.test_nginx import upload_limits
 
@@ -138,11 +140,18 @@ def test_k8s_central_runs_two_replicas_with_startup_liveness_and_readiness_probe
     assert probes["readinessProbe"] == {"path": "/ready", "port": "http"}
 
 
-def test_k8s_central_replicas_keep_stable_mqtt_client_ids() -> None:
-    """Each replica's persistent MQTT session is keyed by its client id: pod names must be stable."""
+def test_k8s_central_replicas_log_in_to_the_broker_under_their_stable_pod_names() -> None:
+    """The broker binds client ids to logins: each replica's login (its client id and persistent session)
+    is its pod name, stable in a StatefulSet; the shared ConfigMap names no login; the docs' broker-config
+    command lists every replica's."""
     central = one("StatefulSet", "facegate-central")
     env = {var["name"]: var for var in pod_spec(central)["containers"][0]["env"]}
-    assert env["FACEGATE_MQTT_CLIENT_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["FACEGATE_MQTT_USERNAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "FACEGATE_MQTT_CLIENT_ID" not in env
+    assert "FACEGATE_MQTT_USERNAME" not in one("ConfigMap", "facegate-central")["data"]
+    name, replicas = central["metadata"]["name"], central["spec"]["replicas"]
+    logins = ",".join(f"{name}-{i}" for i in range(replicas))
+    assert f"FACEGATE_BROKER_CENTRAL_USER={logins}" in DOCS.read_text()
 
 
 def test_k8s_every_workload_has_probes_or_is_a_job() -> None:
@@ -261,15 +270,32 @@ def size_bytes(size: str) -> int:
     return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
 
 
-def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
-    api = one("Ingress", "facegate-central")
-    annotations = api["metadata"]["annotations"]
-    assert annotations["cert-manager.io/cluster-issuer"]
-    assert api["spec"]["tls"][0]["secretName"] == "facegate-tls"
+def body_limit(ingress: dict[str, Any]) -> int:
+    annotations = ingress["metadata"]["annotations"]
     body = size_bytes(annotations["nginx.ingress.kubernetes.io/proxy-body-size"])
     assert body == size_bytes(annotations["nginx.org/client-max-body-size"])
-    assert body == max(limit for _, _, limit in upload_limits())
-    paths = {path["path"] for rule in api["spec"]["rules"] for path in rule["http"]["paths"]}
+    return body
+
+
+def ingress_paths(ingress: dict[str, Any]) -> list[str]:
+    return [path["path"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]]
+
+
+def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
+    """1 MiB (central's FACEGATE_MAX_BODY_BYTES) on the API; the large limit only on the two upload
+    routes, in an Ingress of their own."""
+    api, uploads = one("Ingress", "facegate-central"), one("Ingress", "facegate-central-uploads")
+    assert api["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    assert api["spec"]["tls"][0]["secretName"] == "facegate-tls"
+    assert uploads["spec"]["tls"] == api["spec"]["tls"]
+    defaults = CentralSettings(database_url="", secret_key="", storage=S3Settings("x", "x", "x"))
+    assert body_limit(api) == defaults.max_body_bytes
+    assert body_limit(uploads) == max(limit for _, _, limit in upload_limits())
+    photos = re.compile(ingress_paths(uploads)[0])
+    assert photos.fullmatch("/api/v1/people/0b0c5e4e-5e3b-4a1b-9a5e-1c2d3e4f5a6b/photos")
+    assert not photos.fullmatch("/api/v1/people/x/photos/y") and not photos.fullmatch("/api/v1/people")
+    assert ingress_paths(uploads)[1:] == ["/api/v1/enrollment-jobs"]
+    paths = set(ingress_paths(api))
     assert "/metrics" not in paths and "/" not in paths and "/ready" not in paths
 
 

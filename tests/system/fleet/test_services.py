@@ -90,9 +90,11 @@ def test_ansible_central_and_broker_converge_migrate_once_and_are_idempotent(
     assert 'FACEGATE_MIGRATE_ON_START="false"' in env_file.read_text()
     # the broker's generated files
     config = root / "etc/mosquitto/facegate"
-    assert (config / "passwords").read_text().startswith("central:$7$")
+    # one broker login per central host, named after it (central_mqtt_username, broker_central_users)
+    assert (config / "passwords").read_text().startswith("services-1:$7$")
     assert (config / "passwords").stat().st_mode & 0o777 == 0o600
-    assert "user central" in (config / "acl").read_text()
+    assert "user services-1" in (config / "acl").read_text()
+    assert "use_username_as_clientid true" in (config / "mosquitto.conf").read_text()
     conf = (config / "mosquitto.conf").read_text()
     assert f"password_file {config}/passwords" in conf and "listener 8883" in conf
     assert f"cafile {root}/etc/mosquitto/certs/ca.crt" in conf
