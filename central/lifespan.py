@@ -214,6 +214,7 @@ async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqt
         ingest_settings(runtime.settings),
         on_commit=services.live.publish,
     )
+    services.operations.ingest = ingest.progress.health
     fleet_state = FleetState(mqtt, runtime.pool, runtime.metrics)
     workers.tasks.extend([ingest.start(), fleet_state.start()])  # each stops its own task(s) below
 
