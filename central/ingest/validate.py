@@ -20,6 +20,7 @@ that is otherwise malformed) carry `origin` and `event_id`: central tells that e
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
@@ -91,6 +92,7 @@ class _EventId(msgspec.Struct, gc=False):
 
 _decoder = msgspec.json.Decoder(IngestEvent)
 _id_decoder = msgspec.json.Decoder(_EventId)
+_ID = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_.:-]{1,64})"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,11 +177,17 @@ def _parse(topic: str) -> tuple[str, str] | str:
 
 
 def event_id(payload: bytes) -> str | None:
-    """The `id` a refused payload names, if it has a readable one (at most 64 characters)."""
-    try:
-        return _id_decoder.decode(payload).id
-    except Exception:  # noqa: BLE001  # not readable: the edge cannot be told, the dead letter stays
-        return None
+    """The `id` a refused payload names, if it has a readable one (at most 64 characters): its top-level
+    `id` when it is a JSON object, else (too deep, cut short, not JSON) the first `"id": "..."` in its
+    first 4 KiB. A wrong guess can only name another event of the same edge (the receipt goes to the
+    topic's edge), so an edge sending garbage harms only its own outbox."""
+    if not json_too_deep(payload[:4096], MAX_MESSAGE_DEPTH):
+        try:
+            return _id_decoder.decode(payload).id
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            pass  # not an object with a readable id: look for one
+    found = _ID.search(payload, 0, 4096)
+    return found.group(1).decode() if found is not None else None
 
 
 def _has_nul(event: IngestEvent) -> bool:
