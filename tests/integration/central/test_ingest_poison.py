@@ -127,7 +127,7 @@ def test_ingest_statement_refused_for_one_event_dead_letters_it_and_stores_the_b
             client.publish(edge_topic(SITE, EDGE, "events"), encode(event))
         good = sorted(e.id for i, e in enumerate(events) if i != 7)
         wait_for(lambda: sorted(stored_ids(settings.database_url)) == good, 10, "the other 19 events stored")
-        rejected = []
+        rejected: list[dict[str, str]] = []
         deadline = time.monotonic() + 5
         while not rejected and time.monotonic() < deadline:
             rejected = msgspec.json.decode(client.next_message(5).payload).get("rejected", [])
