@@ -238,6 +238,8 @@ def central_lifespan(
         workers = Workers()
         try:
             mqtt = AsyncMqttClient(mqtt_settings(settings)) if settings.mqtt_url else None
+            if mqtt is not None:
+                metrics.mqtt_logins_refused.set_function(lambda: mqtt.logins_refused)
             services = build_services(runtime, mqtt)
             app.state.update({**services.by_name(), "runtime": runtime, "mqtt": mqtt, "workers": workers})
             await start_workers(workers, runtime, services, mqtt)

@@ -88,7 +88,7 @@ class Operations:
     async def _mqtt(mqtt: AsyncMqttClient) -> None:
         """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
         if not mqtt.connected:
-            raise ConnectionError(str(mqtt.fatal_error or "not connected to the MQTT broker"))
+            raise ConnectionError(str(mqtt.login_error or "not connected to the MQTT broker"))
 
 
 async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:
