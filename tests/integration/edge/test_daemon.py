@@ -118,6 +118,13 @@ def test_edge_daemon_sigkill_mid_stream_loses_nothing_in_outbox(
         assert central.in_order_per_camera()
 
 
+MALFORMED_REASONS = ("malformed", "malformed_changes", "malformed_manifest")
+
+
+def erased(rig: Rig) -> bool:
+    return rig.metric('facegate_edge_gallery_templates{gallery="staff"}') == 1.0
+
+
 def test_edge_daemon_bad_messages_counted_and_erase_command_applies(
     rig: Rig, pipeline: FacePipeline, samples: dict[str, SamplePhoto]
 ) -> None:
@@ -131,19 +138,27 @@ def test_edge_daemon_bad_messages_counted_and_erase_command_applies(
     try:
         rig.wait_up()
         with CentralStandIn(rig.broker.endpoint, client_id="commander") as central:
+            # Commands are not retained: one sent before the daemon has subscribed is gone, so the
+            # (idempotent) erase is repeated until it shows; that also proves the subscriptions are in
+            # place before the malformed messages go out.
+            erase = b'{"schema":"facegate.command/1","action":"erase_person","person_id":"biden"}'
+            deadline = time.monotonic() + 60
+            while not erased(rig) and time.monotonic() < deadline:
+                central.client.publish(COMMANDS, erase, qos=1)
+                settle = time.monotonic() + 2
+                while not erased(rig) and time.monotonic() < settle:
+                    time.sleep(0.1)
+            assert erased(rig), f"the erase command was never applied (log: {rig.log})"
             for topic in (
                 COMMANDS,
                 "facegate/v1/galleries/staff/changes",
                 "facegate/v1/galleries/staff/manifest",
             ):
                 central.client.publish(topic, b"{not json", qos=1)
-            central.client.publish(
-                COMMANDS, b'{"schema":"facegate.command/1","action":"erase_person","person_id":"biden"}'
-            )
             wait_until(
-                lambda: rig.metric('facegate_edge_gallery_templates{gallery="staff"}') == 1.0,
+                lambda: all(f'reason="{reason}"' in rig.metrics() for reason in MALFORMED_REASONS),
                 20,
-                "the erase command",
+                "the malformed messages counted",
             )
         assert rig.metric('facegate_edge_bad_messages_total{reason="malformed",topic_kind="commands"}') == 1.0
         text = rig.metrics()
