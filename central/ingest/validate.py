@@ -34,6 +34,8 @@ from common.messages import (
     MAX_MESSAGE_DEPTH,
     MODEL_MAX_CHARS,
     NAME_MAX_CHARS,
+    TS_MAX_YEAR,
+    TS_MIN_YEAR,
     check_time,
 )
 from common.mqtt.incoming import Incoming
@@ -82,8 +84,10 @@ class IngestEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     crop_jpeg: Annotated[bytes, msgspec.Meta(max_length=CROP_MAX_BYTES)] | None = None
 
     def __post_init__(self) -> None:
-        check_time(self.ts, "ts")
-        check_time(self.first_seen, "first_seen")
+        if not TS_MIN_YEAR <= self.ts.year <= TS_MAX_YEAR:  # the common case in one comparison
+            check_time(self.ts, "ts")
+        if self.first_seen is not None:
+            check_time(self.first_seen, "first_seen")
 
 
 class _EventId(msgspec.Struct, gc=False):
@@ -143,17 +147,17 @@ class Checker:
             detail = f"malformed Event: {err}"[:500]
             return Rejected(message, MALFORMED, detail, topic, event_id(payload))
         family, _, version = event.schema.partition("/")
-        ident = str(event.id)
         if family != SCHEMA_FAMILY or version.split(".")[0] != SCHEMA_MAJOR:
             detail = (
                 f"expected schema {SCHEMA_FAMILY}/{SCHEMA_MAJOR} (any minor version), got {event.schema!r}"
             )
-            return Rejected(message, MALFORMED, detail[:500], topic, ident)
+            return Rejected(message, MALFORMED, detail[:500], topic, str(event.id))
         if b"\\u0000" in payload and _has_nul(event):  # JSON escapes NUL; PostgreSQL text refuses it
-            return Rejected(message, MALFORMED, "a text field contains a NUL character", topic, ident)
+            nul = "a text field contains a NUL character"
+            return Rejected(message, MALFORMED, nul, topic, str(event.id))
         if event.site != topic[0] or event.edge != topic[1]:
             detail = f"payload names {event.site}/{event.edge}, topic {topic[0]}/{topic[1]}"
-            return Rejected(message, TOPIC_MISMATCH, detail, topic, ident)
+            return Rejected(message, TOPIC_MISMATCH, detail, topic, str(event.id))
         return Accepted(message, event)
 
     def _topic(self, topic: str) -> tuple[str, str] | str:
