@@ -22,7 +22,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from central.ingest import repository as repo
-from central.ingest.isolation import transient
+from central.ingest.isolation import refused_for_good, transient
 from central.ingest.validate import MALFORMED, Accepted, IngestEvent, Rejected
 from central.storage import ObjectStore, crop_key
 
@@ -134,6 +134,7 @@ async def _insert(
             if transient(err):
                 raise
             event = item.event
-            origin = (event.site, event.edge)
-            result.dead.append(Rejected(item.message, MALFORMED, str(err)[:500], origin, str(event.id)))
+            certain = refused_for_good(err)  # PostgreSQL refused its values: tell the edge
+            origin, event_id = ((event.site, event.edge), str(event.id)) if certain else (None, None)
+            result.dead.append(Rejected(item.message, MALFORMED, str(err)[:500], origin, event_id))
     return inserted

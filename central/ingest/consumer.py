@@ -37,7 +37,7 @@ import msgspec
 from central.db.pool import AsyncPool
 from central.events.schemas import EventRead
 from central.ingest.batch import Committed, commit, store_crops
-from central.ingest.isolation import describe, transient
+from central.ingest.isolation import describe, refused_for_good, transient
 from central.ingest.progress import Progress
 from central.ingest.registry import EdgeRegistry
 from central.ingest.validate import MALFORMED, REJECTABLE, Accepted, Checker, Rejected, unknown
@@ -196,8 +196,15 @@ class Ingest:
                 first, first_stored = await self._isolated(accepted[:half], rejected)
                 second, second_stored = await self._isolated(accepted[half:], [])
                 return first.merge(second), [*first_stored, *second_stored]
+            certain = refused_for_good(err)  # else the edge is not told: it resends, bounded by the cap
             refused = [
-                Rejected(a.message, MALFORMED, describe(err), (a.event.site, a.event.edge), str(a.event.id))
+                Rejected(
+                    a.message,
+                    MALFORMED,
+                    describe(err),
+                    (a.event.site, a.event.edge) if certain else None,
+                    str(a.event.id) if certain else None,
+                )
                 for a in accepted
             ]
             return await self._dead_only([*rejected, *refused]), []

@@ -131,8 +131,9 @@ class Checker:
         try:
             return self._payload(message, topic)
         except Exception as err:  # noqa: BLE001  # any fault of one message dead-letters it alone
-            detail = f"{type(err).__name__}: {err}"[:500]
-            return Rejected(message, MALFORMED, detail, topic, event_id(message.payload))
+            # unexpected: not told to the edge (no event id), which resends it; a fault of central's
+            # never deletes edges' events
+            return Rejected(message, MALFORMED, f"{type(err).__name__}: {err}"[:500])
 
     def _payload(self, message: Incoming, topic: tuple[str, str]) -> Accepted | Rejected:
         payload = message.payload
