@@ -24,10 +24,8 @@ from collections import deque
 from typing import Any
 
 import msgspec
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import PoolTimeout
 
 from central.db.pool import AsyncPool
 from central.http.request import json_too_deep
@@ -95,7 +93,9 @@ class FleetState:
                     dead = [d for m in batch if (d := await _apply_one(conn, m)) is not None]
                     await repo.write_dead_letters(conn, dead)
                 break
-            except (psycopg.OperationalError, PoolTimeout, OSError) as err:
+            except Exception as err:
+                if not transient(err):
+                    raise
                 log.warning("fleet_state_retry", extra={"error": str(err)[:300], "messages": len(batch)})
                 await asyncio.sleep(RETRY_S)
         self.updated += len(batch) - len(dead)
