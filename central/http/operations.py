@@ -4,7 +4,7 @@ metrics registry, and the folder store's signed files. Built by central/lifespan
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,6 +40,8 @@ class Operations:
         self.metrics = metrics
         self.broker_url = broker_url
         self.mqtt = mqtt
+        self.ingest: Callable[[], dict[str, Any]] | None = None
+        """Event ingest's `Progress.health`, set by the lifespan when ingest runs (`GET /ready/ingest`)."""
 
     async def readiness(self) -> dict[str, str]:
         """{dependency: "ok" or what failed}: database, storage, Redis (if set), MQTT broker (if set)."""
@@ -53,6 +55,13 @@ class Operations:
             checks["broker"] = self._mqtt(self.mqtt) if self.mqtt is not None else _broker(self.broker_url)
         results = await asyncio.gather(*(_timed(name, check) for name, check in checks.items()))
         return {name: status for name, status in results}
+
+    def ingest_health(self) -> dict[str, Any]:
+        """Whether event ingest moves: `status` ok, stalled, or not_running (no MQTT on this replica)."""
+        if self.ingest is None:
+            return {"status": "not_running"}
+        health = self.ingest()
+        return {"status": "stalled" if health["stalled"] else "ok", **health}
 
     def exposition(self) -> bytes:
         """This replica's metrics in the Prometheus text format."""
@@ -79,7 +88,7 @@ class Operations:
     async def _mqtt(mqtt: AsyncMqttClient) -> None:
         """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
         if not mqtt.connected:
-            raise ConnectionError(str(mqtt.fatal_error or "not connected to the MQTT broker"))
+            raise ConnectionError(str(mqtt.login_error or "not connected to the MQTT broker"))
 
 
 async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:

@@ -87,6 +87,12 @@ class EdgeMetrics:
         self.gallery_errors = Counter(
             "facegate_edge_gallery_errors", "Refused deltas and snapshots", ["gallery", "reason"], registry=r
         )
+        self.events_rejected = Counter(
+            "facegate_edge_events_rejected",
+            "Events central refused for good (dead-lettered) and the outbox deleted, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.snapshots = Counter(
             "facegate_edge_snapshot_downloads", "Snapshots applied", ["gallery"], registry=r
         )

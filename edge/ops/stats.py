@@ -128,6 +128,12 @@ def live_readings(daemon: RunningEdge) -> list[Reading]:
             {},
             float(daemon.client.counters.reconnects),
         ),
+        (
+            "facegate_edge_mqtt_logins_refused",
+            "Logins the broker refused (cumulative; retried every 30 s .. 5 min)",
+            {},
+            float(daemon.client.counters.logins_refused),
+        ),
     ]
     for gid, gallery in daemon.galleries.items():
         out.append(
