@@ -43,6 +43,17 @@ class Motion:
         return self.box is not None
 
 
+def line_fit(x: NDArray[np.float32], y: NDArray[np.float32]) -> tuple[float, float]:
+    """Least squares `y = gain * x + offset` (gain 1, offset 0 when x hardly varies)."""
+    mx, my = float(x.mean()), float(y.mean())
+    dx = x - mx
+    spread = float(dx @ dx)
+    if spread < 16.0 * x.size:  # x within a few grey levels: no slope to fit
+        return 1.0, 0.0
+    gain = float(dx @ (y - my)) / spread
+    return gain, my - gain * mx
+
+
 class MotionDetector:
     """The motion state of one camera; `update` once per frame, in frame order."""
 
@@ -97,9 +108,9 @@ class MotionDetector:
         keep = (x < SATURATED) & (y < SATURATED)
         gain, offset = 1.0, 0.0
         for _ in range(2):
-            if keep.sum() < 0.2 * x.size or float(np.ptp(x[keep])) < 8.0:
+            if keep.sum() < 0.2 * x.size:
                 return 1.0, 0.0
-            gain, offset = (float(v) for v in np.polyfit(x[keep], y[keep], 1))
+            gain, offset = line_fit(x[keep], y[keep])
             keep &= np.abs(y - (gain * x + offset)) < self.settings.threshold
         return (gain, offset) if gain >= 0.2 else (1.0, 0.0)
 

@@ -83,6 +83,7 @@ class FrameProcessor:
         settings = motion_settings(camera.motion)
         self.motion = MotionDetector(settings) if settings.enabled else None
         self.moved: deque[bool] = deque(maxlen=100)  # whether each of the last frames had motion
+        self.seen = False  # whether the last frame detected had a face
 
     def process(self, frame: Frame, matchers: list[GalleryMatcher]) -> list[Event]:
         """The events this frame caused, already durable in the outbox."""
@@ -120,27 +121,33 @@ class FrameProcessor:
         region = self._detect_region(image)
         if region is None:
             self.metrics.frames_gated.labels(camera=self.camera.id).inc()
+            self.seen = False
             return []
         height, width = image.shape[:2]
         whole = region == (0, 0, width, height)
         self.metrics.detection_runs.labels(camera=self.camera.id, region="frame" if whole else "motion").inc()
         if whole:
-            return self.pipeline.process(image, self.camera.detect_size, timings=timings)
-        x, y, w, h = region
-        timings.start()
-        moved = np.ascontiguousarray(image[y : y + h, x : x + w])
-        found = self.pipeline.detect(moved, self.camera.detect_size)
-        timings.lap("detect")
-        return self.pipeline.faces(image, [shifted(d, x, y) for d in found], timings=timings)
+            faces = self.pipeline.process(image, self.camera.detect_size, timings=timings)
+        else:
+            x, y, w, h = region
+            timings.start()
+            moved = np.ascontiguousarray(image[y : y + h, x : x + w])
+            found = self.pipeline.detect(moved, self.camera.detect_size)
+            timings.lap("detect")
+            faces = self.pipeline.faces(image, [shifted(d, x, y) for d in found], timings=timings)
+        self.seen = bool(faces)
+        return faces
 
     def _detect_region(self, image: np.ndarray) -> Box | None:
-        """Where to run the detector on this frame; None: nowhere (nothing moved and no track is alive)."""
+        """Where to run the detector on this frame; None: nowhere. The whole frame while a face is being
+        tracked (found on the last frame detected), so a person standing still keeps their track; a track
+        whose face was not found last time waits for its timeout without forcing the detector."""
         height, width = image.shape[:2]
         if self.motion is None:
             return 0, 0, width, height
         motion = self.motion.update(image)
         self.moved.append(motion.moved)
-        if self.tracker.tracks:
+        if self.seen and self.tracker.tracks:
             return 0, 0, width, height
         return motion.box
 
