@@ -25,6 +25,7 @@ from common.cli.options import detect_size
 from common.errors import ImageError
 from common.models.fetch import models_dir
 from common.models.manifest import SFACE, YUNET
+from common.pipeline.backends import cpu_model
 from common.pipeline.detector import downscale
 from common.pipeline.image import Frame, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings, Timings
@@ -126,6 +127,11 @@ def _summary(
         "passes": len(passes),
         "detect_size": args.detect_size,
         "provider": pipeline.detector.model.provider,
+        "cpu": cpu_model(),
+        "backends": {
+            "detector": pipeline.detector.model.backend,
+            "recognizer": pipeline.embedder.model.backend if pipeline.embedder else "",
+        },
         "ms_per_pass": {k: round(med(k), 2) for k in ("decode", "detect", "align", "embed", "model")},
         "pipeline_ms": round(ours, 2),
         "pipeline_over_model": round(ours / med("model"), 3),
@@ -142,9 +148,11 @@ def run(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(figures).decode())
         return 0
     stages = figures["ms_per_pass"]
+    backends = figures["backends"]
     print(
         f"{figures['images']} images, {figures['faces']} faces, detect size {figures['detect_size']}, "
-        f"{figures['provider']}, median of {figures['passes']} passes (ms per pass):"
+        f"median of {figures['passes']} passes (ms per pass)\n  CPU {figures['cpu']}; detector on "
+        f"{backends['detector']}, recognizer on {backends['recognizer']}:"
     )
     for stage in ("decode", "detect", "align", "embed"):
         print(f"  {stage:8} {stages[stage]:9.2f}")
