@@ -1,9 +1,10 @@
 """`facegate edge run --config FILE`: the edge daemon's lifecycle, scheduling and commands.
 
 Start order: models, galleries, outbox, MQTT client, publisher, gallery sync, cameras, heartbeats,
-health endpoint. The scheduler takes the latest frame of each camera in turn (readers keep only the
-latest, so a slow pipeline never works on stale frames) and runs it through the pipeline, the
-matcher and the tracker; events are written to the outbox before anything is published.
+health endpoint. The scheduler takes the latest frame of every camera that has one (readers keep only
+the latest, so a slow pipeline never works on stale frames) and runs them through the pipeline
+together (one detector run, one embedder run: `batching` in the device file), then each through its
+camera's matcher and tracker; events are written to the outbox before anything is published.
 SIGTERM/SIGINT: stop the readers, finish the frame in flight, stop the publisher (it records what
 the broker acknowledged), close the outbox, publish offline status, disconnect.
 """
@@ -26,7 +27,7 @@ from common.mqtt.incoming import Handler, Incoming
 from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
-from edge.camera.sources import CameraSource, SourceState, StateChange
+from edge.camera.sources import CameraSource, Frame, SourceState, StateChange
 from edge.config.loader import load_config
 from edge.config.schema import Camera, DeviceConfig
 from edge.delivery.mqtt import EdgeMqttClient, Versions
@@ -37,7 +38,7 @@ from edge.gallery.cache import Gallery
 from edge.gallery.matcher import Matcher
 from edge.gallery.snapshots import SnapshotFetcher
 from edge.gallery.sync import GallerySync
-from edge.inference.frames import FrameProcessor, GalleryMatcher
+from edge.inference.frames import FrameProcessor, GalleryMatcher, process_frames
 from edge.inference.tracker import Tracker
 from edge.ops.health import HealthServer
 from edge.ops.metrics import EdgeMetrics
@@ -173,25 +174,45 @@ class EdgeDaemon:
             self._shutdown()
 
     def _run_once(self) -> bool:
-        """One pass over the cameras; False when no camera had a frame."""
+        """One pass: the frames waiting at every camera, through the models together (docs/edge.md,
+        "Batching across cameras"); False when no camera had a frame."""
         with self._lock:
             cameras = list(self.processors.items())
-        matchers: list[GalleryMatcher] | None = None  # built at the first frame: idle passes skip it
+        batching = self.config.batching
+        waiting = self._take_frames(cameras, {})
+        if not waiting:
+            return False
+        if batching.max_wait_ms and len(waiting) < len(cameras):
+            deadline = time.monotonic() + batching.max_wait_ms / 1000
+            while len(waiting) < len(cameras) and time.monotonic() < deadline:
+                time.sleep(0.002)
+                self._take_frames(cameras, waiting)
+        with self._lock:
+            matchers = self.matchers()
+        items = list(waiting.values())
+        for start in range(0, len(items), batching.max_frames):
+            chunk = items[start : start + batching.max_frames]
+            try:
+                process_frames(chunk, matchers, batching)
+            except FacegateError as err:
+                for processor, _ in chunk:
+                    log.error("frame_failed", extra={"camera": processor.camera.id, "error": str(err)})
+                    self.metrics.camera_errors.labels(camera=processor.camera.id).inc()
+            self.publisher.notify()
+        return True
+
+    def _take_frames(
+        self, cameras: list[tuple[str, FrameProcessor]], waiting: dict[str, tuple[FrameProcessor, Frame]]
+    ) -> dict[str, tuple[FrameProcessor, Frame]]:
+        """Add the latest frame of each camera not in `waiting` yet that has one."""
         for camera_id, processor in cameras:
             source = self.sources.get(camera_id)
-            frame = source.latest(timeout=0) if source is not None else None
-            if frame is None:
+            if camera_id in waiting or source is None:
                 continue
-            if matchers is None:
-                with self._lock:
-                    matchers = self.matchers()
-            try:
-                processor.process(frame, matchers)
-            except FacegateError as err:
-                log.error("frame_failed", extra={"camera": camera_id, "error": str(err)})
-                self.metrics.camera_errors.labels(camera=camera_id).inc()
-            self.publisher.notify()
-        return matchers is not None
+            frame = source.latest(timeout=0)
+            if frame is not None:
+                waiting[camera_id] = (processor, frame)
+        return waiting
 
     def matchers(self) -> list[GalleryMatcher]:
         """Matchers over every followed gallery, with the thresholds of the current device file."""

@@ -71,10 +71,12 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 @dataclass(slots=True)
 class RunStats:
-    """Time spent inside `session.run` (the bare model time), and the number of calls."""
+    """Time spent inside `session.run` (the bare model time), the number of calls, and the rows (the
+    batch sizes summed: frames for a detector, faces for a recognizer)."""
 
     seconds: float = 0.0
     calls: int = 0
+    rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class OnnxModel:
             ) from err
         self.stats.seconds += time.perf_counter() - start
         self.stats.calls += 1
+        self.stats.rows += tensor.shape[0]
         return outputs
 
 
