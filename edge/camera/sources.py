@@ -17,7 +17,8 @@ up to `backoff_max_s`, and start again at `backoff_min_s` once a connection has 
 Frames. The reader keeps only the latest frame, in a one-slot mailbox (drop policy "latest": a frame
 not taken before the next one arrives is replaced and counted in `stats.dropped`), so a slow pipeline
 never builds a backlog. Frames over `fps_cap` are kept out of the mailbox at the reader and counted in
-`stats.skipped`; for image folders the cap paces reading instead, since each image is its own capture.
+`stats.skipped`; those the cap will drop are only grabbed, not converted into images. For image
+folders the cap paces reading instead, since each image is its own capture.
 Video files are paced at their native fps unless `realtime=False`.
 
 Errors never leave the reader thread: each logs a stable event with the camera id and counts in
@@ -41,7 +42,7 @@ from urllib.parse import urlparse
 from common.backoff import Backoff
 from common.pipeline.image import Frame as Image
 from common.pipeline.image import ImageLimits
-from edge.camera.pacing import Mailbox, Pacer, RateCap
+from edge.camera.pacing import Arrivals, Mailbox, Pacer, RateCap, grab_only
 from edge.camera.readers import (
     EndOfVideo,
     FolderOrder,
@@ -111,6 +112,7 @@ class SourceStats:
     frames: int = 0  # frames put in the mailbox
     dropped: int = 0  # frames replaced in the mailbox before being taken
     skipped: int = 0  # frames the fps cap kept out of the mailbox
+    grabbed: int = 0  # of those, frames only grabbed, never converted into an image
     reconnects: int = 0  # connection attempts after the first
     errors: int = 0  # failed opens, failed reads, unreadable images, reader crashes
     unreadable: int = 0  # folder images skipped as unreadable (also counted in errors)
@@ -243,11 +245,15 @@ class CameraSource:
         started = time.monotonic()
         cap = RateCap(None if self.kind is SourceKind.FOLDER else self.settings.fps_cap)
         pacer = Pacer(self._pace_fps(reader))
+        arrivals = Arrivals()
         try:
             while not self._stop.is_set():
-                image = self._next_image(reader, pacer)
-                if image is not None:
-                    self._deliver(image, cap)
+                if self.kind is SourceKind.FOLDER:
+                    image = self._next_image(reader, pacer)
+                    if image is not None:
+                        self._deliver(image, cap)
+                else:
+                    self._next_frame(reader, pacer, cap, arrivals)
         except SourceError as err:
             self._fail(err)
         except EndOfVideo:
@@ -256,6 +262,21 @@ class CameraSource:
             self._close()
         if time.monotonic() - started >= self.settings.reset_after_s:
             self._backoff.reset()
+
+    def _next_frame(self, reader: FrameReader, pacer: Pacer, cap: RateCap, arrivals: Arrivals) -> None:
+        """The next frame of a file or stream, paced. When the fps cap will drop it (`grab_only`), it is
+        only grabbed, not converted into an image (docs/edge.md, "Decoding")."""
+        pacer.wait(self._stop)
+        if grab_only(cap, arrivals, time.monotonic()):
+            reader.skip()
+            arrivals.seen(time.monotonic())
+            self._number += 1
+            self._count("skipped", "grabbed")
+            return
+        image = reader.read()
+        arrivals.seen(time.monotonic())
+        if image is not None:
+            self._deliver(image, cap)
 
     def _next_image(self, reader: FrameReader, pacer: Pacer) -> Image | None:
         """The next image, paced; None when there is none yet (or it was skipped as unreadable)."""
