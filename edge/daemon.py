@@ -58,7 +58,8 @@ class EdgeDaemon:
         self._stop = threading.Event()
         self._signals: deque[int] = deque()  # received signals, acted on by the loop
         self._lock = threading.RLock()  # guards cameras and matchers against a config reload
-        self.sources: dict[str, CameraSource] = {}
+        self.sources: dict[str, CameraSource] = {}  # the stream each camera is detected on
+        self.crop_sources: dict[str, CameraSource] = {}  # the main stream of cameras with a detect_source
         self.processors: dict[str, FrameProcessor] = {}
 
     # --- start and stop -------------------------------------------------------------------------
@@ -126,7 +127,7 @@ class EdgeDaemon:
     def _shutdown(self) -> None:
         log.info("edge_stopping")
         with self._lock:
-            for source in self.sources.values():
+            for source in [*self.sources.values(), *self.crop_sources.values()]:
                 source.stop()
         self.heartbeats.stop()
         self.sync.stop()
@@ -226,20 +227,38 @@ class EdgeDaemon:
     # --- cameras and configuration ----------------------------------------------------------------
 
     def _add_camera(self, camera: Camera) -> None:
+        """Start a camera's reader; with a `detect_source`, that stream is detected on and `source` is
+        read beside it for the crops (docs/edge.md, "Detection and crop streams")."""
         if not camera.enabled:
             return
-        source = CameraSource(
-            camera.id,
-            camera.source,
-            assembly.source_kind(camera),
-            assembly.source_settings(camera),
-            on_state=self._on_state,
-        )
+        settings = assembly.source_settings(camera)
+        if camera.detect_source is None:
+            source = CameraSource(
+                camera.id, camera.source, assembly.source_kind(camera), settings, on_state=self._on_state
+            )
+        else:
+            source = CameraSource(
+                camera.id,
+                camera.detect_source,
+                assembly.detect_source_kind(camera),
+                settings,
+                on_state=self._on_state,
+            )
+            crops = CameraSource(
+                camera.id,
+                camera.source,
+                assembly.source_kind(camera),
+                assembly.crop_source_settings(camera),
+                on_state=self._on_state,
+            )
+            self.crop_sources[camera.id] = crops
+            crops.start()
         self.processors[camera.id] = self._processor(camera)
         self.sources[camera.id] = source
         source.start()
 
     def _processor(self, camera: Camera) -> FrameProcessor:
+        crops = self.crop_sources.get(camera.id)
         return FrameProcessor(
             camera,
             site=self.config.site,
@@ -249,13 +268,16 @@ class EdgeDaemon:
             outbox=self.outbox,
             sequences=self.sequences,
             metrics=self.metrics,
+            crops=crops.nearest if crops is not None else None,
         )
 
     def _remove_camera(self, camera_id: str) -> None:
         source = self.sources.pop(camera_id, None)
+        crops = self.crop_sources.pop(camera_id, None)
         self.processors.pop(camera_id, None)
-        if source is not None:
-            source.stop()
+        for running in (source, crops):
+            if running is not None:
+                running.stop()
 
     def _on_state(self, change: StateChange) -> None:
         level = (
@@ -332,7 +354,7 @@ class EdgeDaemon:
 
     def readiness(self) -> dict[str, bool]:
         with self._lock:
-            sources = list(self.sources.values())
+            sources = [*self.sources.values(), *self.crop_sources.values()]
         return {
             "models": getattr(self, "pipeline", None) is not None,
             "cameras": all(s.state == SourceState.STREAMING for s in sources),

@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -105,6 +106,8 @@ class SourceSettings:
     poll_s: float = 0.5  # folders: rescan interval when nothing new
     settle_s: float = 1.0  # folders: a file is read once its mtime is this old
     image_limits: ImageLimits = field(default_factory=ImageLimits)
+    # > 0: a crop stream; its last `history` frames are kept for `nearest()` instead of the mailbox
+    history: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +171,7 @@ class CameraSource:
             settings.backoff_min_s, settings.backoff_max_s, factor=settings.backoff_factor, jitter=False
         )
         self._number = 0
+        self._history: deque[Frame] = deque(maxlen=max(1, settings.history))
 
     @property
     def state(self) -> SourceState:
@@ -195,6 +199,12 @@ class CameraSource:
             self._thread.join(limit if timeout is None else timeout)
             if self._thread.is_alive():
                 log.warning("source_stop_timeout", extra={"camera": self.camera_id})
+
+    def nearest(self, monotonic: float) -> Frame | None:
+        """Of the frames kept (`history`), the one captured nearest to `monotonic`; None before the first."""
+        with self._lock:
+            frames = list(self._history)
+        return min(frames, key=lambda f: abs(f.monotonic - monotonic), default=None)
 
     def latest(self, timeout: float = 1.0) -> Frame | None:
         """Take the latest frame, waiting up to `timeout` seconds; None if none came (or stopped)."""
@@ -307,7 +317,10 @@ class CameraSource:
             return
         frame = Frame(self.camera_id, number, now, time.time(), image)
         self._count("frames")
-        if self._mailbox.put(frame):
+        if self.settings.history:
+            with self._lock:
+                self._history.append(frame)
+        elif self._mailbox.put(frame):
             self._count("dropped")
 
     def _back_off(self) -> None:

@@ -109,6 +109,8 @@ class Camera(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     id: str
     source: str  # rtsp(s)://, http(s):// (stream), a video file, or a directory of images
+    # a low-resolution stream of the same camera for motion and detection; `source` then gives the crops
+    detect_source: str | None = None
     kind: SourceKind = "auto"
     loop: bool = False  # video and folder: start again at the end
     realtime: bool = True  # video: read at the file's own fps, like a camera; False: as fast as possible

@@ -21,11 +21,13 @@ from edge.config.schema import BatchSettings
 
 @dataclass(frozen=True, slots=True)
 class DetectRequest:
-    """Detect in `region` ([x, y, w, h] in image pixels) of `image`, at `detect_size`."""
+    """Detect in `region` ([x, y, w, h] in image pixels) of `image`, at `detect_size`; align and crop on
+    `crop_image` (the same view from the camera's main stream, at its resolution) when given."""
 
     image: Frame
     region: Box
     detect_size: int | None
+    crop_image: Frame | None = None
 
 
 def shifted(detection: Detection, dx: float, dy: float) -> Detection:
@@ -44,6 +46,14 @@ def scaled(detection: Detection, sx: float, sy: float) -> Detection:
     box[2:] *= factor
     landmarks = (detection.landmarks * factor).astype(np.float32)
     return Detection(box, landmarks, detection.score)
+
+
+def to_crop_stream(detections: list[Detection], image: Frame, crop_image: Frame) -> list[Detection]:
+    """Detections on the detection stream's image, in the pixels of the main stream's image of the same
+    view (the streams differ in resolution only, not in what they show)."""
+    sx = crop_image.shape[1] / image.shape[1]
+    sy = crop_image.shape[0] / image.shape[0]
+    return [scaled(d, sx, sy) for d in detections]
 
 
 def _region(request: DetectRequest) -> Frame:
@@ -67,7 +77,11 @@ def detect_and_embed(
     for request, detections in zip(requests, found, strict=True):
         x, y = request.region[:2]
         moved = [shifted(d, x, y) for d in detections] if (x, y) != (0, 0) else detections
-        assessed.append(pipeline.assess(request.image, moved))
+        if request.crop_image is None:
+            assessed.append(pipeline.assess(request.image, moved))
+        else:
+            crop_image = request.crop_image
+            assessed.append(pipeline.assess(crop_image, to_crop_stream(moved, request.image, crop_image)))
     timings.lap("align")
     faces = pipeline.embed_many(assessed, settings.max_faces)
     timings.lap("embed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from edge.ops.metrics import EdgeMetrics
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = BatchSettings()
+MAX_CROP_SKEW_S = 0.5  # a main-stream frame further in time from the detected one is not used
 
 
 __all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames", "shifted"]
@@ -33,13 +35,16 @@ __all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames", "
 
 @dataclass(frozen=True, slots=True)
 class Planned:
-    """A frame ready for the models: its image (the region of interest), the offset of that image in
-    the frame, and where to detect (None: nowhere, motion gated it out)."""
+    """A frame ready for the models: its image (the region of interest), where to detect in it (None:
+    nowhere, motion gated it out), and the frame and image faces are cropped from with the offset of
+    that image in its frame: the main stream's, for a camera with a detection stream."""
 
     frame: Frame
     image: np.ndarray
-    offset: tuple[float, float]
     region: Box | None
+    crop_frame: Frame
+    crop_image: np.ndarray
+    offset: tuple[float, float]
 
 
 def process_frames(
@@ -54,8 +59,13 @@ def process_frames(
     pipeline = items[0][0].pipeline
     planned = [processor.plan(frame) for processor, frame in items]
     wanted = [i for i, p in enumerate(planned) if p.region is not None]
-    requests = [
-        DetectRequest(planned[i].image, r, items[i][0].camera.detect_size)
+    requests = [  # the crop image only when it is another stream's
+        DetectRequest(
+            planned[i].image,
+            r,
+            items[i][0].camera.detect_size,
+            None if planned[i].crop_image is planned[i].image else planned[i].crop_image,
+        )
         for i in wanted
         if (r := planned[i].region)
     ]
@@ -109,10 +119,12 @@ class FrameProcessor:
         outbox: Outbox,
         sequences: Sequences,
         metrics: EdgeMetrics,
+        crops: Callable[[float], Frame | None] | None = None,
     ) -> None:
         self.camera, self.site, self.edge = camera, site, edge
         self.pipeline, self.tracker, self.outbox, self.sequences = pipeline, tracker, outbox, sequences
         self.metrics = metrics
+        self.crops = crops  # the main stream's frame nearest a monotonic time (detect_source cameras)
         self.topic = edge_topic(site, edge, "events")
         self.person_gallery: dict[str, GalleryMatcher] = {}  # where each person was last matched
         self.recent: deque[tuple[float, float]] = deque(maxlen=300)  # (done at, capture-to-done seconds)
@@ -128,6 +140,12 @@ class FrameProcessor:
     def plan(self, frame: Frame) -> Planned:
         """The region of interest, and where motion says to detect in it (counted when gated out)."""
         image, offset = self._roi(frame.image)
+        crop_frame = self.crops(frame.monotonic) if self.crops is not None else None
+        crop_image = image
+        if crop_frame is not None and abs(crop_frame.monotonic - frame.monotonic) > MAX_CROP_SKEW_S:
+            crop_frame = None  # the main stream stalled: crop from the detection stream instead
+        if crop_frame is not None:
+            crop_image, offset = self._roi(crop_frame.image)
         region = self._detect_region(image)
         cam = self.camera.id
         if region is None:
@@ -135,7 +153,7 @@ class FrameProcessor:
         else:
             whole = region == (0, 0, image.shape[1], image.shape[0])
             self.metrics.detection_runs.labels(camera=cam, region="frame" if whole else "motion").inc()
-        return Planned(frame, image, offset, region)
+        return Planned(frame, image, region, crop_frame or frame, crop_image, offset)
 
     def finish(
         self, planned: Planned, faces: list[Face], matchers: list[GalleryMatcher], timings: Timings
@@ -158,7 +176,9 @@ class FrameProcessor:
                 (m.matches if match.person_id else m.unknowns).labels(camera=cam).inc()
         m.stage_latency.labels(camera=cam, stage="match").observe(time.perf_counter() - started)
         started = time.perf_counter()
-        track_events = self.tracker.update(self._shifted(frame, planned.image), faces, identities)
+        track_events = self.tracker.update(
+            self._shifted(planned.crop_frame, planned.crop_image), faces, identities
+        )
         m.stage_latency.labels(camera=cam, stage="track").observe(time.perf_counter() - started)
         m.frames.labels(camera=cam).inc()
         m.faces.labels(camera=cam).inc(len(faces))

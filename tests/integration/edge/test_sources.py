@@ -138,6 +138,20 @@ def test_source_fps_cap_skips_frames_at_the_reader(
     assert stats.grabbed >= 3 * len(frames) - 3  # most skipped frames were never converted
 
 
+def test_source_with_history_keeps_its_last_frames_for_nearest(
+    clip: Path, started: Callable[[CameraSource], CameraSource]
+) -> None:
+    source = started(CameraSource("cam-1", str(clip), SourceKind.VIDEO, SourceSettings(history=4, loop=True)))
+    deadline = time.monotonic() + 3.0
+    while source.stats.frames < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    now = time.monotonic()
+    newest, oldest = source.nearest(now), source.nearest(0.0)
+    assert newest is not None and oldest is not None and 0 <= now - newest.monotonic < 0.5
+    assert newest.number - oldest.number <= 4  # only the last frames are kept
+    assert source.latest(0.05) is None  # a crop stream's frames are not in the mailbox
+
+
 def test_rate_cap_holds_the_average_rate_of_a_faster_source() -> None:
     cap = RateCap(10.0)
     allowed = sum(cap.allow(i / 30.0) for i in range(300))  # 10 s at 30 fps
