@@ -39,6 +39,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="passes over the images (median reported)")
     parser.add_argument("--models", help="model directory")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "opencv"],
+        default="auto",
+        help="what runs the models (auto: the faster on this CPU, as the daemon chooses)",
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip OpenCV's reference pipeline")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.set_defaults(handler=run)
@@ -83,7 +89,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     base = PipelineSettings(models_dir=args.models or "")
     settings = msgspec.structs.replace(
         base,
-        runtime=msgspec.structs.replace(base.runtime, intra_op_threads=args.threads),
+        runtime=msgspec.structs.replace(base.runtime, intra_op_threads=args.threads, backend=args.backend),
         quality=QualitySettings(enabled=False),  # embed every face, as the reference does
     )
     pipeline = FacePipeline.load(settings)
