@@ -165,7 +165,7 @@ class EdgeDaemon:
     # --- the scheduler ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Round-robin over the cameras' latest frames until stopped, then shut down cleanly."""
+        """Take the cameras' latest frames, batch by batch, until stopped, then shut down cleanly."""
         try:
             while not self._stop.is_set():
                 self._handle_signals()
