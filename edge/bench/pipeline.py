@@ -2,7 +2,7 @@
 
 Reports, per pass over the images (median of --repeat passes):
 - each stage of our pipeline: decode, detect, align (with quality), embed;
-- the bare model time: `session.run` alone on the very inputs the pipeline built;
+- the bare model time: the model run alone (`session.run` or the OpenCV net) on the inputs the pipeline built;
 - the ratio of our pipeline (decoded frame to embeddings) to that bare model time;
 - OpenCV's reference pipeline (cv2.FaceDetectorYN + cv2.FaceRecognizerSF, same model files) at the
   same detection resolution, timed side by side.
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     for stage in ("decode", "detect", "align", "embed"):
         print(f"  {stage:8} {stages[stage]:9.2f}")
     print(f"  pipeline (frame -> embeddings) {figures['pipeline_ms']:9.2f}")
-    print(f"  bare model (session.run only)  {stages['model']:9.2f}")
+    print(f"  bare model (model run only)    {stages['model']:9.2f}")
     print(f"  pipeline / bare model          {figures['pipeline_over_model']:9.3f}")
     if "opencv_reference_ms" in figures:
         print(
