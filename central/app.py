@@ -18,6 +18,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from central.auth import routes as auth_routes
+from central.console.routes import console_router
+from central.console.security import content_security_policy
+from central.console.templating import environment, template_config
 from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
 from central.fleet import routes as fleet_routes
@@ -86,8 +89,12 @@ def create_app(settings: CentralSettings) -> Litestar:
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
+    console = console_router(
+        content_security_policy(settings), upload_body_bytes(settings), settings.max_zip_bytes
+    )
     return Litestar(
-        route_handlers=[api, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
+        route_handlers=[api, console, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
+        template_config=template_config(environment()),
         lifespan=[central_lifespan(settings, metrics)],
         dependencies=service_dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,

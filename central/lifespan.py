@@ -31,6 +31,7 @@ from central.auth.authenticator import Authenticator
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
+from central.console.service import ConsoleService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
 from central.distribution.service import DistributionService
@@ -72,12 +73,25 @@ class Services:
     operations: Operations
     cleanup: CleanupService
     distribution: DistributionService
+    console: ConsoleService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-ROUTED = ("auth", "people", "enrollment", "galleries", "fleet", "events", "models", "live", "operations")
+ROUTED = (
+    "auth",
+    "people",
+    "enrollment",
+    "galleries",
+    "fleet",
+    "events",
+    "models",
+    "live",
+    "operations",
+    "distribution",
+    "console",
+)
 """The services handlers receive as dependencies (central/app.py)."""
 
 
@@ -100,7 +114,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     galleries = GalleryService(
         pool, store, default_model=recognizer.id if recognizer else settings.recognizer, recognizer=recognizer
     )
-    distribution = DistributionService()
+    distribution = DistributionService(pool, mqtt)
     people = PeopleService(
         pool, store, galleries, distribution, cleanup, presign_ttl_s=settings.presign_ttl_s
     )
@@ -135,6 +149,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
         cleanup=cleanup,
         distribution=distribution,
+        console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
     )
 
 

@@ -81,6 +81,9 @@ class CentralSettings:
     ws_queue_size: int = 1000  # events waiting per WebSocket client; more and it is dropped (1013)
     ws_ping_s: float = 20.0  # a {"type": "ping"} frame after this long without an event
     live_channel: str = "facegate:events"  # Redis pub/sub channel (distinct per deployment on one Redis)
+    # The console (docs/console.md)
+    console_session_ttl_s: int = 8 * 3600  # a console session ends this long after sign-in
+    console_secure_cookies: bool = False  # Secure cookies; also set whenever a request arrives over https
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -131,6 +134,7 @@ class CentralSettings:
             **_mqtt_settings(reader, defaults),
             **_distribution_settings(reader, defaults),
             **_monitoring_settings(reader, defaults),
+            **_console_settings(reader, defaults),
         )
 
 
@@ -191,6 +195,18 @@ def _monitoring_settings(reader: _Env, defaults: CentralSettings) -> dict[str, A
         "ws_queue_size": reader.integer("FACEGATE_WS_QUEUE_SIZE", defaults.ws_queue_size, 1),
         "ws_ping_s": reader.number("FACEGATE_WS_PING_S", defaults.ws_ping_s),
         "live_channel": reader.text("FACEGATE_LIVE_CHANNEL") or defaults.live_channel,
+    }
+
+
+def _console_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    """The console's fields (docs/console.md)."""
+    return {
+        "console_session_ttl_s": reader.integer(
+            "FACEGATE_CONSOLE_SESSION_TTL_S", defaults.console_session_ttl_s, 60
+        ),
+        "console_secure_cookies": reader.flag(
+            "FACEGATE_CONSOLE_SECURE_COOKIES", defaults.console_secure_cookies
+        ),
     }
 
 

@@ -74,6 +74,8 @@ async def list_keys(conn: AsyncConnection[Any]) -> list[ApiKeyRead]:
 
 
 async def revoke_key(conn: AsyncConnection[Any], prefix: str) -> ApiKeyRead | None:
+    """Revoke the key and end its console sessions (in the caller's transaction); None when unknown."""
+    await conn.execute("DELETE FROM console_sessions WHERE key_prefix = %s", (prefix,))
     cur = await conn.execute(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = %s"
         f" RETURNING {_COLUMNS}",

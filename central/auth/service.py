@@ -9,6 +9,7 @@ edge credential change, through `forget`) drops this replica's cache of verified
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio.to_thread
 
@@ -104,6 +105,14 @@ class AuthService:
             await audit.record(conn, principal, "api_key.revoke", "api_key", prefix)
         self.forget()
         return info
+
+    async def audit_log(
+        self, principal: Principal, *, actor: str | None, action: str | None, before: int | None, limit: int
+    ) -> list[tuple[int, Any, str, str, str, str, dict[str, Any]]]:
+        """The audit log, newest first, filtered by actor and action prefix (unrestricted admins)."""
+        require(principal, Scope.ADMIN, None)
+        async with self.pool.connection() as conn:
+            return await audit.entries(conn, actor=actor, action=action, before=before, limit=limit)
 
 
 def rate_key(principal: Principal) -> str:

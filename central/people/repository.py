@@ -159,11 +159,37 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID]:
         raise InvalidInput("invalid cursor: pass the `next` value of the previous page unchanged") from err
 
 
+_SEARCH = f"""
+SELECT {_COLUMNS} FROM people p
+ WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s)
+   AND (p.display_name ILIKE %s ESCAPE '\\' OR p.external_id ILIKE %s ESCAPE '\\')
+ ORDER BY p.created_at, p.id LIMIT %s
+"""
+_NAMES = "SELECT id, display_name, external_id FROM people WHERE id = ANY(%s)"
+
+
+def like_pattern(text: str) -> str:
+    """`text` as an ILIKE pattern matching it anywhere (its own % _ and \\ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def names(conn: AsyncConnection[Any], ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The display name (or external id) of each person of `ids` still known; erased people have none."""
+    rows = await (await conn.execute(_NAMES, (list(ids),))).fetchall()
+    return {UUID(str(pid)): name or external_id or "" for pid, name, external_id in rows}
+
+
 async def list_people(
-    conn: AsyncConnection[Any], limit: int, cursor: str | None
+    conn: AsyncConnection[Any], limit: int, cursor: str | None, name: str | None = None
 ) -> tuple[list[PersonRead], str | None]:
+    """A page of live people by creation; `name` keeps those whose name or external id contains it."""
     after = decode_cursor(cursor)
-    rows = await (await conn.execute(_PAGE, (*after, limit + 1))).fetchall()
+    if name:
+        pattern = like_pattern(name)
+        rows = await (await conn.execute(_SEARCH, (*after, pattern, pattern, limit + 1))).fetchall()
+    else:
+        rows = await (await conn.execute(_PAGE, (*after, limit + 1))).fetchall()
     people = [_read(row) for row in rows[:limit]]
     following = None
     if len(rows) > limit:

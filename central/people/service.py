@@ -17,6 +17,7 @@ with 503 `erase_incomplete` naming them, and repeating the DELETE retries them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -76,10 +77,18 @@ class PeopleService:
             )
             return await repo.get_person(conn, person_id)
 
-    async def list_people(self, limit: int, cursor: str | None) -> PersonPage:
+    async def list_people(self, limit: int, cursor: str | None, name: str | None = None) -> PersonPage:
+        """A page of people; `name`: only those whose name or external id contains it (any case)."""
         async with self.pool.connection() as conn:
-            items, following = await repo.list_people(conn, limit, cursor)
+            items, following = await repo.list_people(conn, limit, cursor, name)
         return PersonPage(items, following)
+
+    async def names(self, ids: Sequence[UUID]) -> dict[UUID, str]:
+        """What to call each of these people (display name, else external id); erased ones are absent."""
+        if not ids:
+            return {}
+        async with self.pool.connection() as conn:
+            return await repo.names(conn, ids)
 
     async def get(self, person_id: UUID) -> PersonRead:
         """The live person; NotFound `person_not_found` (also for an erased one)."""

@@ -1,0 +1,165 @@
+"""The console over the real app: sign-in and its cookie, sessions that end with their key, CSRF and
+Origin on every change, roles (a viewer's forced action refused), site restriction, escaping of user
+input, the CSP header. The browser tests (tests/system/console/) drive the same pages in Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devtools.services import PostgresService, RedisService, S3Service
+from tests.support.central_app import Central, shared_central
+from tests.support.console import ORIGIN, csrf_of, sign_in
+
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture(scope="module")
+def central(
+    postgres_server: PostgresService, s3_server: S3Service, redis_server: RedisService, model_dir: Path
+) -> Iterator[Central]:
+    with shared_central(postgres_server, s3_server, redis_server, model_dir) as started:
+        started.client.base_url = ORIGIN
+        with started.db() as conn:
+            conn.execute("INSERT INTO sites (id, name) VALUES ('north', 'North'), ('south', 'South')")
+        yield started
+
+
+def test_console_without_session_redirects_to_signin(central: Central) -> None:
+    central.client.cookies.clear()
+    answer = central.client.get("/console/fleet", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/console/signin"
+
+
+def test_console_signin_sets_strict_httponly_cookie_and_signout_ends_it(central: Central) -> None:
+    central.client.cookies.clear()
+    answer = central.client.post(
+        "/console/signin", data={"key": central.admin_key}, headers={"Origin": ORIGIN}, follow_redirects=False
+    )
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain http here; behind TLS it is set
+    assert central.admin_key not in cookie
+    page = central.client.get("/console/fleet")
+    assert page.status_code == 200 and "Fleet" in page.text
+    out = central.client.post(
+        "/console/signout", data={"csrf": csrf_of(page.text)}, headers={"Origin": ORIGIN}
+    )
+    assert out.url.path == "/console/signin"
+    assert central.client.get("/console/fleet", follow_redirects=False).status_code == 303
+
+
+def test_console_signin_behind_tls_sets_secure_cookie(central: Central) -> None:
+    central.client.cookies.clear()
+    answer = central.client.post(
+        "/console/signin",
+        data={"key": central.admin_key},
+        headers={"Origin": ORIGIN, "X-Forwarded-Proto": "https"},
+        follow_redirects=False,
+    )
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_console_signin_with_bad_key_says_so(central: Central) -> None:
+    central.client.cookies.clear()
+    answer = central.client.post("/console/signin", data={"key": "fg_nope"}, headers={"Origin": ORIGIN})
+    assert answer.status_code == 401
+    assert "That key was not accepted" in answer.text
+    assert "set-cookie" not in answer.headers
+
+
+def test_console_signin_from_another_origin_is_refused(central: Central) -> None:
+    central.client.cookies.clear()
+    answer = central.client.post(
+        "/console/signin", data={"key": central.admin_key}, headers={"Origin": "https://evil.example"}
+    )
+    assert answer.status_code == 403
+    assert "set-cookie" not in answer.headers
+
+
+def test_console_post_without_csrf_is_refused(central: Central) -> None:
+    sign_in(central.client, central.admin_key)
+    answer = central.client.post(
+        "/console/people", data={"external_id": "no-csrf", "display_name": "X"}, headers={"Origin": ORIGIN}
+    )
+    assert answer.status_code == 403
+    assert "CSRF token is missing or stale" in answer.text
+    wrong = central.client.post(
+        "/console/people", data={"external_id": "no-csrf", "csrf": "x" * 43}, headers={"Origin": ORIGIN}
+    )
+    assert wrong.status_code == 403
+
+
+def test_console_post_from_another_origin_is_refused(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    answer = central.client.post(
+        "/console/people",
+        data={"external_id": "x-origin", "csrf": csrf},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert answer.status_code == 403
+    assert "did not come from a console page" in answer.text
+
+
+def test_console_revoking_a_key_ends_its_sessions(central: Central) -> None:
+    key = central.key("viewer", name="to revoke")
+    sign_in(central.client, key)
+    assert central.client.get("/console/fleet").status_code == 200
+    prefix = key.split("_")[1]
+    assert central.client.delete(f"/api/v1/auth/keys/{prefix}", headers=central.admin).status_code == 200
+    assert central.client.get("/console/fleet", follow_redirects=False).status_code == 303
+
+
+def test_console_viewer_sees_no_action_and_forced_action_is_refused(central: Central) -> None:
+    csrf = sign_in(central.client, central.key("viewer"))
+    people = central.client.get("/console/people").text
+    assert "Add a person" not in people and "Bulk enrollment" not in people
+    forced = central.client.post(
+        "/console/people", data={"external_id": "forced", "csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert forced.status_code == 403
+    assert "insufficient_scope" in forced.text
+    assert "/console/keys" not in people  # admins only
+
+
+def test_console_site_restricted_key_sees_only_its_site(central: Central) -> None:
+    sign_in(central.client, central.key("admin", sites=["north"]))
+    sites = central.client.get("/console/sites").text
+    assert "north" in sites and "south" not in sites
+    events = central.client.get("/console/events", params={"site": "south"})
+    assert events.status_code == 403
+
+
+def test_console_names_are_escaped(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    created = central.client.post(
+        "/console/people",
+        data={"external_id": "xss-1", "display_name": XSS, "csrf": csrf},
+        headers={"Origin": ORIGIN},
+    )
+    assert created.status_code == 200
+    assert XSS not in created.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in created.text
+    listing = central.client.get("/console/people", params={"q": "onerror"}).text
+    assert XSS not in listing and "&lt;img" in listing
+
+
+def test_console_pages_send_the_strict_csp(central: Central) -> None:
+    sign_in(central.client, central.admin_key)
+    person = central.client.post(
+        "/api/v1/people", json={"external_id": "csp-1", "display_name": "Csp"}, headers=central.admin
+    ).json()["id"]
+    pages = ("signin", "fleet", "events", "people", "jobs", "galleries", "sites", "keys", "audit")
+    for path in [*(f"/console/{name}" for name in pages), f"/console/people/{person}"]:
+        answer = central.client.get(path)
+        assert answer.status_code == 200, path
+        csp = answer.headers["content-security-policy"]
+        assert csp.startswith("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' http")
+        assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert "<script>" not in answer.text and " style=" not in answer.text
+    api = central.client.get("/api/v1/people", headers=central.admin)
+    assert "script-src" not in api.headers.get("content-security-policy", "")
