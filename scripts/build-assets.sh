@@ -14,7 +14,8 @@ STAMP="$OUT/.built"
 
 say() { printf 'build-assets: %s\n' "$*"; }
 
-if [ -f "$STAMP" ] && [ "$STAMP" -nt "$WEB/package-lock.json" ] && [ "$STAMP" -nt "$0" ]; then
+if [ -f "$STAMP" ] && [ "$STAMP" -nt "$WEB/package-lock.json" ] && [ "$STAMP" -nt "$0" ] \
+    && [ "$STAMP" -nt "$ROOT/scripts/pico-icons.js" ]; then
     exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then
@@ -27,7 +28,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 cp "$mods/htmx.org/dist/htmx.min.js" "$OUT/htmx.min.js"
 cp "$mods/htmx-ext-ws/dist/ws.min.js" "$OUT/htmx-ext-ws.min.js"
-cp "$mods/@picocss/pico/css/pico.min.css" "$OUT/pico.min.css"
+node "$ROOT/scripts/pico-icons.js" "$mods/@picocss/pico/css/pico.min.css" "$OUT"
 for file in swagger-ui-bundle.js swagger-ui-standalone-preset.js swagger-ui.css favicon-32x32.png; do
     cp "$mods/swagger-ui-dist/$file" "$OUT/$file"
 done

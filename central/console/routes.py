@@ -17,6 +17,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import MediaType, ScopeType
 from litestar.exceptions import HTTPException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,7 @@ from central.console.security import COOKIE, CSRF_FIELD, CSRF_HEADER, origin_all
 from central.console.service import ConsoleService
 from central.console.templating import STATIC
 from central.errors import ApiError, Forbidden
+from central.http.errors import EXCEPTION_HANDLERS
 from central.storage import StorageError
 from common.errors import FacegateError
 
@@ -110,8 +112,6 @@ class ConsoleHeaders:
 
 def console_router(csp: str, upload_bytes: int, zip_bytes: int) -> Router:
     """Everything under /console/: sign-in and static files open, the rest behind `signed_in`."""
-    from litestar.middleware import DefineMiddleware
-
     guarded = Router(
         "/",
         route_handlers=[
@@ -134,7 +134,8 @@ def console_router(csp: str, upload_bytes: int, zip_bytes: int) -> Router:
     return Router(
         PREFIX,
         route_handlers=[signin.sign_in_page, signin.sign_in, signin.home, static, guarded],
-        exception_handlers={NotSignedIn: _to_signin, Exception: _error_page},
+        # every class the app maps to JSON (central/http/errors.py) gets the HTML page here instead
+        exception_handlers={NotSignedIn: _to_signin, **dict.fromkeys(EXCEPTION_HANDLERS, _error_page)},
         middleware=[DefineMiddleware(ConsoleHeaders, csp=csp)],
         include_in_schema=False,
     )

@@ -41,5 +41,15 @@ function setUp(root) {
   setUpCopyButtons(root);
 }
 
+// The live line says whether the event stream is connected (tests wait for "open" too).
+document.addEventListener("htmx:wsOpen", function (event) {
+  event.detail.elt.dataset.live = "open";
+  event.detail.elt.textContent = "Live: new events appear at the top.";
+});
+document.addEventListener("htmx:wsClose", function (event) {
+  event.detail.elt.dataset.live = "closed";
+  event.detail.elt.textContent = "Live updates paused: reconnecting…";
+});
+
 document.addEventListener("DOMContentLoaded", function () { setUp(document); });
 document.addEventListener("htmx:afterSwap", function (event) { setUp(event.target); });
