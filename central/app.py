@@ -14,6 +14,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
@@ -67,6 +73,24 @@ def service_dependencies() -> dict[str, Provide]:
     return {name: provide_from_state(name) for name in ROUTED}
 
 
+VENDOR = "/console/static/vendor"
+"""Where central serves the third-party assets it copied from the npm registry (make assets)."""
+
+
+def docs_plugins() -> list[OpenAPIRenderPlugin]:
+    """The API docs without a CDN: Swagger UI from central's own copy, the JSON and YAML documents."""
+    return [
+        SwaggerRenderPlugin(
+            js_url=f"{VENDOR}/swagger-ui-bundle.js",
+            css_url=f"{VENDOR}/swagger-ui.css",
+            standalone_preset_js_url=f"{VENDOR}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{VENDOR}/favicon-32x32.png'>",
+        ),
+        JsonRenderPlugin(),
+        YamlRenderPlugin(),
+    ]
+
+
 def create_app(settings: CentralSettings) -> Litestar:
     """The app for `settings`. Starting it (the lifespan) migrates, connects and loads the models.
 
@@ -103,6 +127,8 @@ def create_app(settings: CentralSettings) -> Litestar:
             title="Facegate central",
             version=VERSION,
             path="/schema",
+            root_schema_site="swagger",
+            render_plugins=docs_plugins(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

@@ -52,8 +52,11 @@ def is_secure(connection: ASGIConnection[Any, Any, Any, Any], settings: CentralS
 def expected_origins(connection: ASGIConnection[Any, Any, Any, Any]) -> set[str]:
     """The origins a page of this console has, as the browser sees the host it asked for."""
     host = connection.headers.get("x-forwarded-host") or connection.headers.get("host") or ""
-    host = host.split(",")[0].strip()
-    return {f"http://{host}", f"https://{host}"}
+    hosts = {host.split(",")[0].strip()}
+    port = connection.headers.get("x-forwarded-port", "").strip()
+    if port.isdigit() and not any(":" in h for h in hosts):
+        hosts |= {f"{h}:{port}" for h in hosts}  # a proxy that passes the host without its port
+    return {f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")}
 
 
 def origin_allowed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:

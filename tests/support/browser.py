@@ -50,8 +50,9 @@ class Watched:
     dialogs: list[str] = field(default_factory=list)
 
     @classmethod
-    def open(cls, browser: Browser, base_url: str) -> Watched:
-        context = browser.new_context(base_url=base_url)
+    def open(cls, browser: Browser, base_url: str, *, any_certificate: bool = False) -> Watched:
+        """A page in a fresh context (its own cookies); `any_certificate` for a test CA's TLS."""
+        context = browser.new_context(base_url=base_url, ignore_https_errors=any_certificate)
         watched = cls(context.new_page())
         watched.page.on("console", watched._console)
         watched.page.on("pageerror", lambda err: watched.errors.append(str(err)))

@@ -183,6 +183,17 @@ def test_haproxy_proxies_health_with_security_headers_and_request_id(
     assert len(generated.headers["x-request-id"]) == 36  # a UUID made by HAProxy, passed to central
 
 
+def test_haproxy_gives_the_console_and_the_docs_their_own_csp(client: httpx.Client, fronted: Fronted) -> None:
+    console = client.get(fronted.balancer.url("https", "/console/signin"))
+    assert console.status_code == 200
+    policies = console.headers.get_list("content-security-policy")
+    assert all(p.startswith("default-src 'self'; script-src 'self'; style-src 'self';") for p in policies)
+    assert "img-src 'self' https://127.0.0.1:9443;" in policies[-1]  # the object store of this host
+    assert "no-referrer" not in console.headers["referrer-policy"]  # the forms keep their Origin
+    docs = client.get(fronted.balancer.url("https", "/schema/swagger")).headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline';" in docs and "https:" not in docs  # no CDN
+
+
 def server_up(balancer: Balancer) -> dict[str, float]:
     """haproxy_server_status{state="UP"} per server of the backend central, from the stats port."""
     text = httpx.get(balancer.url("stats", "/metrics")).text
