@@ -20,6 +20,7 @@ from central.enrollment.routes import read_limited
 from central.enrollment.service import EnrollmentService
 from central.errors import InvalidInput, PayloadTooLarge
 from central.events.service import EventService
+from central.galleries.service import GalleryService
 from central.people.schemas import PersonCreate
 from central.people.service import PeopleService
 
@@ -41,17 +42,24 @@ async def _files(request: Request[Any, Any, Any], limit: int) -> list[UploadFile
 async def people_page(
     request: Request[Any, Any, Any],
     people: NamedDependency[PeopleService],
+    galleries: NamedDependency[GalleryService],
     q: Annotated[str | None, Parameter(max_length=200)] = None,
     cursor: Annotated[str | None, Parameter(max_length=500)] = None,
 ) -> Template:
     listing = await people.list_people(PAGE_SIZE, cursor or None, q or None)
-    return page(request, "people", people=listing.items, q=q or "", next=listing.next)
+    choices = (await galleries.list_galleries(principal_of(request), "", 500, None)).items
+    return page(request, "people", people=listing.items, q=q or "", next=listing.next, galleries=choices)
 
 
 @post("/people")
 async def create_person(request: Request[Any, Any, Any], people: NamedDependency[PeopleService]) -> Redirect:
+    """Add a person (to the galleries ticked), then show their page to enroll photos."""
     form = await request.form()
-    fields = {"external_id": form.get("external_id", ""), "display_name": form.get("display_name", "")}
+    fields = {
+        "external_id": form.get("external_id", ""),
+        "display_name": form.get("display_name", ""),
+        "galleries": [g for g in form.getall("galleries", []) if isinstance(g, str)],
+    }
     try:
         data = msgspec.convert(fields, PersonCreate)
     except msgspec.ValidationError as err:

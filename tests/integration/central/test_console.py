@@ -163,3 +163,21 @@ def test_console_pages_send_the_strict_csp(central: Central) -> None:
         assert "<script>" not in answer.text and " style=" not in answer.text
     api = central.client.get("/api/v1/people", headers=central.admin)
     assert "script-src" not in api.headers.get("content-security-policy", "")
+
+
+def test_console_adds_a_person_to_the_galleries_ticked(central: Central) -> None:
+    made = central.client.post(
+        "/api/v1/galleries", json={"id": "lobby", "name": "Lobby"}, headers=central.admin
+    )
+    assert made.status_code == 201, made.text
+    csrf = sign_in(central.client, central.admin_key)
+    assert 'name="galleries" value="lobby"' in central.client.get("/console/people").text
+    created = central.client.post(
+        "/console/people",
+        data={"external_id": "gal-1", "display_name": "Gal", "galleries": ["lobby"], "csrf": csrf},
+        headers={"Origin": ORIGIN},
+    )
+    person = created.url.path.rsplit("/", 1)[1]
+    assert central.client.get(f"/api/v1/people/{person}", headers=central.admin).json()["galleries"] == [
+        "lobby"
+    ]

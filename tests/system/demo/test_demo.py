@@ -100,6 +100,8 @@ def test_demo_first_run_recognises_enrolled_people_at_both_sites_and_reports_unk
     assert len(fps) == 2 and all(value > 1.0 for value in fps), summary
     assert "every enrolled person was recognised at both sites" in summary
     assert re.search(r"API docs \(Swagger UI\)\s+http://127\.0\.0\.1:\d+/schema/swagger", summary)
+    assert re.search(r"console\s+http://127\.0\.0\.1:\d+/console/", summary)
+    assert f"admin API key in {state / 'admin-key'}" in summary  # where the key is, never the key itself
     assert output.rstrip().endswith("== stopped cleanly")
     assert "ending early" in output  # --until-seen ended the window once everyone was seen
     assert not list((state / "pids").glob("*.pid")), "a child process was left running"
