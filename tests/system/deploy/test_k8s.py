@@ -282,8 +282,8 @@ def ingress_paths(ingress: dict[str, Any]) -> list[str]:
 
 
 def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
-    """1 MiB (central's FACEGATE_MAX_BODY_BYTES) on the API; the large limit only on the two upload
-    routes, in an Ingress of their own."""
+    """1 MiB (central's FACEGATE_MAX_BODY_BYTES) on the API; the large limit only on the upload routes
+    (the API's two and the console's two), in an Ingress of their own."""
     api, uploads = one("Ingress", "facegate-central"), one("Ingress", "facegate-central-uploads")
     assert api["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
     assert api["spec"]["tls"][0]["secretName"] == "facegate-tls"
@@ -294,7 +294,11 @@ def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
     photos = re.compile(ingress_paths(uploads)[0])
     assert photos.fullmatch("/api/v1/people/0b0c5e4e-5e3b-4a1b-9a5e-1c2d3e4f5a6b/photos")
     assert not photos.fullmatch("/api/v1/people/x/photos/y") and not photos.fullmatch("/api/v1/people")
-    assert ingress_paths(uploads)[1:] == ["/api/v1/enrollment-jobs"]
+    assert ingress_paths(uploads)[1:] == [
+        "/api/v1/enrollment-jobs",
+        "/console/people/[^/]+/photos$",  # the console's drop zone
+        "/console/jobs",  # the console's zip upload
+    ]
     paths = set(ingress_paths(api))
     assert "/metrics" not in paths and "/" not in paths and "/ready" not in paths
 
@@ -304,7 +308,10 @@ def test_k8s_websocket_ingress_holds_connections_for_an_hour() -> None:
     annotations = ws["metadata"]["annotations"]
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     assert annotations["nginx.org/websocket-services"] == "facegate-central"
-    assert [path["path"] for rule in ws["spec"]["rules"] for path in rule["http"]["paths"]] == ["/ws/"]
+    assert [path["path"] for rule in ws["spec"]["rules"] for path in rule["http"]["paths"]] == [
+        "/ws/",
+        "/console/live",
+    ]
     assert ws["spec"]["tls"] == one("Ingress", "facegate-central")["spec"]["tls"]
 
 
