@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import httpx
 import psycopg
+from psycopg.types.json import Jsonb
 
 from bench.console_rig import admin_key, scratch_database, seed_fleet, serve, settings_for
 from central.events.repository import EventRow, copy_events
@@ -75,23 +76,28 @@ def enroll_cast(base: str, key: str, samples: dict[str, SamplePhoto]) -> dict[st
         return ids
 
 
-def seed_events(dsn: str, store: ObjectStore, ids: dict[str, str], samples: dict[str, SamplePhoto]) -> None:
-    """A day of the demo's cameras: each visitor every half hour at both sites, with crops."""
-    rows, now = [], datetime.now(UTC)
-    for step in range(48):
+def seed_events(
+    dsn: str, store: ObjectStore, ids: dict[str, str], samples: dict[str, SamplePhoto], version: int
+) -> None:
+    """A day of the demo's cameras at both sites, busier in the daytime, with crops."""
+    rows, now, index = [], datetime.now(UTC), 0
+    for hour in range(24):
         for site, _ in SITES:
             edge, camera = CAMERAS[site]
-            photo, who = SEEN[(step + (site == "north")) % len(SEEN)]
-            ts = now - timedelta(minutes=30 * step + (7 if site == "north" else 0))
-            event_id = uuid.uuid4()
-            key = crop_key(event_id, ts)
-            store.put(key, crop(samples[photo]), "image/jpeg")
-            rows.append(EventRow(
-                id=event_id, ts=ts, site_id=site, edge_id=edge, camera=camera, track_id=step,
-                kind="recognized" if who else "unknown", person_id=uuid.UUID(ids[who]) if who else None,
-                score=0.62 if who else 0.21, threshold=0.363, quality=0.8, bbox=(40.0, 30.0, 96.0, 112.0),
-                model_id="sface-2021dec", seq=step, gallery_id="staff", gallery_version=3, crop_key=key,
-            ))  # fmt: skip
+            for visit in range(1 + (hour * 7 + (site == "north") * 3) % 5):
+                photo, who = SEEN[index % len(SEEN)]
+                index += 1
+                ts = now - timedelta(hours=hour, minutes=11 * visit + (5 if site == "north" else 0))
+                event_id = uuid.uuid4()
+                key = crop_key(event_id, ts)
+                store.put(key, crop(samples[photo]), "image/jpeg")
+                rows.append(EventRow(
+                    id=event_id, ts=ts, site_id=site, edge_id=edge, camera=camera, track_id=index,
+                    kind="recognized" if who else "unknown", person_id=uuid.UUID(ids[who]) if who else None,
+                    score=0.58 + 0.03 * (index % 5) if who else 0.21, threshold=0.363, quality=0.8,
+                    bbox=(40.0, 30.0, 96.0, 112.0), model_id="sface-2021dec", seq=index, gallery_id="staff",
+                    gallery_version=version, crop_key=key,
+                ))  # fmt: skip
 
     async def copy() -> None:
         async with await psycopg.AsyncConnection.connect(dsn) as conn:
@@ -114,9 +120,11 @@ def shoot(base: str, key: str, out: Path, person: str) -> None:
         }  # fmt: skip
         for name, path in pages.items():
             page.goto(f"/console/{path}")
+            page.evaluate("() => document.querySelectorAll('img').forEach(img => { img.loading = 'eager'; })")
+            page.wait_for_load_state("networkidle")
             page.screenshot(path=str(out / f"{name}.png"), full_page=name not in {"events", "audit"})
         page.goto("/console/events")
-        page.locator("#event-rows a").first.click()
+        page.locator("#event-rows td:last-child a").first.click()
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out / "event.png"))
         watched.close()
@@ -138,8 +146,10 @@ def main(argv: list[str]) -> int:
             seed_fleet(dsn, SITES, edges)
             ids = enroll_cast(base, key, samples)
             with psycopg.connect(dsn) as conn:
-                conn.execute("UPDATE edges SET gallery_versions = '{\"staff\": 3}'")
-            seed_events(dsn, open_object_store(settings), ids, samples)
+                row = conn.execute("SELECT current_version FROM galleries WHERE id = 'staff'").fetchone()
+                version = int(row[0]) if row else 0
+                conn.execute("UPDATE edges SET gallery_versions = %s", (Jsonb({"staff": version}),))
+            seed_events(dsn, open_object_store(settings), ids, samples, version)
             shoot(base, key, out, ids["hopper"])
     print(f"screenshots in {out}")
     return 0
