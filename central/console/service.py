@@ -12,6 +12,7 @@ Sign-in checks the key in exactly one place, `verify_key`: the failed-authentica
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,8 @@ from central.auth.service import AuthService
 from central.console import repository as repo
 from central.db.pool import AsyncPool
 from central.principal import Principal, Scope
+
+log = logging.getLogger("central.console")
 
 MAX_KEY_CHARS = 200
 MAX_TOKEN_CHARS = 100
@@ -44,20 +47,25 @@ class ConsoleService:
         self.auth = auth
         self.ttl_s = ttl_s
 
-    async def verify_key(self, key: str) -> Principal:
-        """The principal of an API key typed into the sign-in form; AuthError (401) otherwise. The one
-        call sign-in makes to check a key (counted like the API's failures)."""
+    async def verify_key(self, key: str, client_ip: str | None) -> Principal:
+        """The principal of an API key typed into the sign-in form by `client_ip`; AuthError (401) or
+        TooManyRequests (429) otherwise. The one call sign-in makes to check a key: the API's
+        failed-authentication limit per client address belongs here, before the key is hashed."""
         key = key.strip()
-        if not key.startswith(KEY_TAG + "_") or len(key) > MAX_KEY_CHARS:
-            raise AuthError("malformed_credential", "paste a whole API key (fg_<prefix>_<secret>)")
-        principal = await self.auth.admit(f"Bearer {key}")
-        if principal.kind != "key":
-            raise AuthError("key_required", "sign in with an API key, not an edge credential")
+        try:
+            if not key.startswith(KEY_TAG + "_") or len(key) > MAX_KEY_CHARS:
+                raise AuthError("malformed_credential", "paste a whole API key (fg_<prefix>_<secret>)")
+            principal = await self.auth.admit(f"Bearer {key}")
+            if principal.kind != "key":
+                raise AuthError("key_required", "sign in with an API key, not an edge credential")
+        except AuthError as err:
+            log.warning("console_sign_in_refused", extra={"reason": err.reason, "client": client_ip})
+            raise
         return principal
 
-    async def sign_in(self, key: str) -> tuple[str, Session]:
-        """A new session for `key`: (the cookie's token, the session)."""
-        principal = await self.verify_key(key)
+    async def sign_in(self, key: str, client_ip: str | None) -> tuple[str, Session]:
+        """A new session for `key` typed by `client_ip`: (the cookie's token, the session)."""
+        principal = await self.verify_key(key, client_ip)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         async with self.pool.connection() as conn:

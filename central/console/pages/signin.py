@@ -13,7 +13,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from central.auth.errors import AuthError
-from central.console.rendering import see_other, session_of
+from central.console.rendering import session_of
 from central.console.security import COOKIE, COOKIE_PATH, is_secure, origin_allowed
 from central.console.service import MAX_KEY_CHARS, ConsoleService
 from central.errors import TooManyRequests
@@ -47,7 +47,7 @@ async def sign_in(
     if not origin_allowed(request):
         return _form("Sign in from this console's own page (the request came from elsewhere).", 403)
     try:
-        token, session = await console.sign_in(data.key)
+        token, _ = await console.sign_in(data.key, request.client.host if request.client else None)
     except AuthError as err:
         return _form(f"That key was not accepted: {err}", 401)
     except TooManyRequests:
@@ -62,7 +62,6 @@ async def sign_in(
         secure=is_secure(request, settings),
         max_age=console.ttl_s,
     )
-    del session
     return Response("", status_code=303, headers={"Location": "/console/fleet"}, cookies=[cookie])
 
 
@@ -81,6 +80,3 @@ async def sign_out(
         cookies=[gone],
         media_type=MediaType.TEXT,
     )
-
-
-__all__ = ["home", "see_other", "sign_in", "sign_in_page", "sign_out"]
