@@ -127,7 +127,6 @@ def create_app(settings: CentralSettings) -> Litestar:
             title="Facegate central",
             version=VERSION,
             path="/schema",
-            root_schema_site="swagger",
             render_plugins=docs_plugins(),
             components=Components(
                 security_schemes={
