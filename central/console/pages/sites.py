@@ -48,7 +48,8 @@ async def create_site(request: Request[Any, Any, Any], fleet: NamedDependency[Fl
 
 
 def _shown_once(request: Request[Any, Any, Any], edge: EdgeRead, credentials: EdgeCredentials) -> Template:
-    return page(request, "credentials", edge=edge, credentials=credentials)
+    central = f"{request.url.scheme}://{request.headers.get('x-forwarded-host') or request.url.netloc}"
+    return page(request, "credentials", edge=edge, credentials=credentials, central_url=central)
 
 
 @post("/sites/{site:str}/edges")

@@ -4,6 +4,7 @@ input, the CSP header. The browser tests (tests/system/console/) drive the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -181,3 +182,56 @@ def test_console_adds_a_person_to_the_galleries_ticked(central: Central) -> None
     assert central.client.get(f"/api/v1/people/{person}", headers=central.admin).json()["galleries"] == [
         "lobby"
     ]
+
+
+def test_console_registers_an_edge_and_shows_its_credentials_once(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    shown = central.client.post(
+        "/console/sites/north/edges", data={"id": "door-7", "csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert shown.status_code == 200, shown.text
+    assert "Shown this once" in shown.text and "site: north\nedge: door-7\n" in shown.text
+    assert f"url: {ORIGIN}\n" in shown.text  # the device file points at this central
+    assert re.search(r'<code id="api-key">fg_[a-z0-9]{8}_', shown.text)
+    listing = central.client.get("/console/sites").text
+    assert "door-7" in listing and "fg_" not in listing  # never shown again
+    rotated = central.client.post(
+        "/console/sites/north/edges/door-7/rotate", data={"csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert rotated.status_code == 200 and "Shown this once" in rotated.text
+    gone = central.client.post(
+        "/console/sites/north/edges/door-7/decommission", data={"csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert gone.status_code == 200 and "door-7" not in gone.text
+
+
+def test_console_creates_a_key_shown_once_and_revokes_it_ending_its_session(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    created = central.client.post(
+        "/console/keys",
+        data={"name": "kiosk", "scope": "viewer", "sites": "north", "csrf": csrf},
+        headers={"Origin": ORIGIN},
+    )
+    found = re.search(r'<code id="new-key">(fg_[^<]+)</code>', created.text)
+    assert found is not None, created.text
+    key = found.group(1)
+    sign_in(central.client, key)
+    assert central.client.get("/console/fleet").status_code == 200
+    csrf = sign_in(central.client, central.admin_key)
+    prefix = key.split("_")[1]
+    central.client.post(f"/console/keys/{prefix}/revoke", data={"csrf": csrf}, headers={"Origin": ORIGIN})
+    audit = central.client.get("/console/audit", params={"action": "api_key."}).text
+    assert "api_key.revoke" in audit and "api_key.create" in audit and "person.create" not in audit
+    central.client.cookies.clear()
+    refused = central.client.post("/console/signin", data={"key": key}, headers={"Origin": ORIGIN})
+    assert refused.status_code == 401
+
+
+def test_console_resync_without_a_broker_says_so(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    central.client.post("/api/v1/galleries", json={"id": "resync-g", "name": "R"}, headers=central.admin)
+    answer = central.client.post(
+        "/console/galleries/resync-g/resync/north/door", data={"csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert answer.status_code == 503
+    assert "central runs without a broker" in answer.text

@@ -7,6 +7,7 @@ with the keyboard where a user could."""
 
 from __future__ import annotations
 
+import queue
 import re
 import time
 import uuid
@@ -14,11 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import httpx
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, expect
 
 from central.auth.repository import create_key_sync
+from common.messages import Command, decode
+from common.topics import edge_topic
 from demo.sample_faces import SamplePhoto
 from devtools.services import MqttBroker, PostgresService, RedisService, S3Service, postgres, redis, s3
 from tests.support.browser import Watched, check_page, drop_files, launch, sign_in
@@ -39,6 +45,7 @@ class Rig:
     admin: str
     browser: Browser
     edge: EdgeRig
+    broker: MqttBroker
 
     def key(self, scope: str, sites: tuple[str, ...] = ()) -> str:
         with psycopg.connect(self.dsn) as conn:
@@ -82,7 +89,7 @@ def rig(
             launch() as browser,
             EdgeRig(mqtt_broker, NORTH, "door", edge_dir) as edge,
         ):
-            yield Rig(base, db.dsn, admin, browser, edge)
+            yield Rig(base, db.dsn, admin, browser, edge, mqtt_broker)
     finally:
         redis.release_database(redis_db)
         s3.remove_bucket(s3_server, bucket)
@@ -240,6 +247,34 @@ def test_console_form_posted_without_its_csrf_token_is_refused(rig: Rig) -> None
     page.get_by_role("button", name="Add", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("CSRF token is missing or stale")
     watched.close()
+
+
+def test_console_resync_button_sends_the_edge_a_resync_command(rig: Rig) -> None:
+    received: queue.Queue[bytes] = queue.Queue()
+    listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"console-test-{uuid.uuid4().hex[:8]}")
+    listener.on_message = lambda _client, _data, message: received.put(message.payload)
+    listener.connect(rig.broker.host, rig.broker.port)
+    listener.subscribe(edge_topic(NORTH, "door", "commands"), qos=1)
+    listener.loop_start()
+    try:
+        watched = rig.open(rig.admin)
+        page = watched.page
+        with httpx.Client(
+            base_url=f"{rig.base}/api/v1", headers={"Authorization": f"Bearer {rig.admin}"}
+        ) as api:
+            assert (
+                api.post("/galleries", json={"id": "front", "name": "Front", "sites": [NORTH]}).status_code
+                == 201
+            )
+        page.goto("/console/galleries/front")
+        page.get_by_role("button", name="Resync door").press("Enter")
+        page.wait_for_url("**/console/galleries/front?resynced=north/door")
+        command = decode(received.get(timeout=10), Command)
+        assert command.action == "resync_gallery" and command.gallery == "front"
+        watched.close()
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
 
 
 def test_console_every_page_passes_axe_without_csp_refusals(rig: Rig) -> None:
