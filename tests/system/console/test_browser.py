@@ -252,7 +252,7 @@ def test_console_form_posted_without_its_csrf_token_is_refused(rig: Rig) -> None
 def test_console_resync_button_sends_the_edge_a_resync_command(rig: Rig) -> None:
     received: queue.Queue[bytes] = queue.Queue()
     listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"console-test-{uuid.uuid4().hex[:8]}")
-    listener.on_message = lambda _client, _data, message: received.put(message.payload)
+    listener.on_message = lambda _client, _data, message: received.put(bytes(message.payload))
     listener.connect(rig.broker.host, rig.broker.port)
     listener.subscribe(edge_topic(NORTH, "door", "commands"), qos=1)
     listener.loop_start()
