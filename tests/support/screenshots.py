@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import httpx
 import psycopg
+from playwright.sync_api import Page
 from psycopg.types.json import Jsonb
 
 from bench.console_rig import admin_key, scratch_database, seed_fleet, serve, settings_for
@@ -30,7 +31,8 @@ from central.runtime import open_object_store
 from central.storage import ObjectStore, crop_key
 from common.models.fetch import models_dir
 from demo.sample_faces import SamplePhoto, fetch_samples
-from tests.support.browser import Watched, launch, sign_in
+from tests.support.browser import Watched, drop_files, launch, sign_in
+from tests.support.job_archives import faceless_png
 
 SITES = [("hq", "Headquarters"), ("north", "North branch")]
 CAMERAS = {"hq": ("hq-gw1", "lobby"), "north": ("north-gw1", "entrance")}
@@ -106,7 +108,21 @@ def seed_events(
     asyncio.run(copy())
 
 
-def shoot(base: str, key: str, out: Path, person: str) -> None:
+def enroll_eileen(page: Page, samples: dict[str, SamplePhoto]) -> None:
+    """docs/demo.md's step 3: Eileen Collins added, her photo and a photo without a face dropped."""
+    page.goto("/console/people")
+    page.get_by_role("textbox", name="External id", exact=True).fill("collins")
+    page.get_by_role("textbox", name="Name", exact=True).fill("Eileen Collins")
+    page.get_by_role("button", name="Add", exact=True).click()
+    page.wait_for_url("**/console/people/*")
+    photos = [("astronaut.png", samples["astronaut"].path.read_bytes(), "image/png"),
+              ("no-face.png", faceless_png(), "image/png")]  # fmt: skip
+    drop_files(page, "#enroll", photos)
+    page.locator("#enroll-previews figure[data-status]").nth(1).wait_for()
+    page.locator("#enroll-previews").scroll_into_view_if_needed()
+
+
+def shoot(base: str, key: str, out: Path, person: str, samples: dict[str, SamplePhoto]) -> None:
     with launch() as browser:
         watched = Watched.open(browser, base)
         page = watched.page
@@ -127,6 +143,8 @@ def shoot(base: str, key: str, out: Path, person: str) -> None:
         page.locator("#event-rows td:last-child a").first.click()
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out / "event.png"))
+        enroll_eileen(page, samples)
+        page.screenshot(path=str(out / "enroll.png"))
         watched.close()
     assert watched.csp_violations() == [], watched.csp_violations()
 
@@ -150,7 +168,7 @@ def main(argv: list[str]) -> int:
                 version = int(row[0]) if row else 0
                 conn.execute("UPDATE edges SET gallery_versions = %s", (Jsonb({"staff": version}),))
             seed_events(dsn, open_object_store(settings), ids, samples, version)
-            shoot(base, key, out, ids["hopper"])
+            shoot(base, key, out, ids["hopper"], samples)
     print(f"screenshots in {out}")
     return 0
 

@@ -101,7 +101,7 @@ def test_system_person_enrolled_from_the_console_is_recognised_and_shows_up_live
         page.wait_for_url(re.compile(r".*/console/people/[0-9a-f-]{36}$"))
         person = page.url.rsplit("/", 1)[1]
         drop_files(page, "#enroll", [("biden.jpg", samples["biden"].path.read_bytes(), "image/jpeg")])
-        expect(page.locator(".result-accepted")).to_contain_text("biden.jpg: accepted", timeout=30_000)
+        expect(page.locator("li.result-accepted")).to_contain_text("biden.jpg: accepted", timeout=30_000)
         page.goto(f"/console/events?person={person}")
         expect(page.locator("#event-rows")).to_contain_text("Joe Biden", timeout=60_000)
         assert watched.csp_violations() == [] and watched.errors == []

@@ -134,11 +134,14 @@ def test_console_enrolls_a_dropped_photo_and_shows_a_refused_ones_reason(
     new_person(rig, watched, "Grace Hopper")
     page = watched.page
     drop_files(page, "#enroll", [("hopper.jpg", samples["grace_hopper"].path.read_bytes(), "image/jpeg")])
-    expect(page.locator(".result-accepted")).to_contain_text("hopper.jpg: accepted", timeout=20_000)
+    expect(page.locator("li.result-accepted")).to_contain_text("hopper.jpg: accepted", timeout=20_000)
     drop_files(page, "#enroll", [("blank.png", faceless_png(), "image/png")])
-    refused = page.locator(".result-rejected")
+    refused = page.locator("li.result-rejected")
     expect(refused).to_contain_text("blank.png: refused, no face", timeout=20_000)
     assert refused.get_attribute("data-reason") == "no_face"
+    preview = page.locator("#enroll-previews figure.preview[data-filename='blank.png']")  # the photo itself
+    expect(preview).to_have_attribute("data-status", "rejected")
+    expect(preview.locator("figcaption")).to_contain_text("refused, no face")
     assert_clean(watched)
     watched.close()
 
