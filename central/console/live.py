@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
 from typing import Any
@@ -27,6 +28,8 @@ from central.events.schemas import EventRead
 from central.live.hub import Client
 from central.live.service import LiveService
 from central.people.service import PeopleService
+
+log = logging.getLogger("central.console")
 
 CODE_BAD_REQUEST, CODE_FORBIDDEN, CODE_TRY_LATER = 4400, 4403, 1013
 _SLUG = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -129,10 +132,15 @@ async def _send_rows(
 
 
 def _event(frame: str) -> EventRead | None:
-    message = _FRAME.decode(frame)
-    if message.get("type") != "event":
+    """The event of a hub frame; None for anything else (a malformed one is logged and skipped)."""
+    try:
+        message = _FRAME.decode(frame)
+        if message.get("type") != "event":
+            return None
+        return msgspec.convert(message.get("event"), EventRead, strict=False)
+    except msgspec.MsgspecError as err:
+        log.warning("console_live_event_malformed", extra={"error": str(err)[:200]})
         return None
-    return msgspec.convert(message.get("event"), EventRead, strict=False)
 
 
 async def _read_until_closed(socket: WebSocket[Any, Any, Any]) -> None:

@@ -5,11 +5,19 @@ input, the CSP header. The browser tests (tests/system/console/) drive the same 
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
+from litestar.exceptions import WebSocketDisconnect
 
+from central.events.schemas import EventRead
+from central.live.service import LiveService
 from devtools.services import PostgresService, RedisService, S3Service
 from tests.support.central_app import Central, shared_central
 from tests.support.console import ORIGIN, csrf_of, sign_in
@@ -235,3 +243,63 @@ def test_console_resync_without_a_broker_says_so(central: Central) -> None:
     )
     assert answer.status_code == 503
     assert "central runs without a broker" in answer.text
+
+
+def live_event(site: str, camera: str) -> dict[str, Any]:
+    """An event as ingest publishes it (EventRead's fields)."""
+    now = datetime.now(UTC)
+    built: dict[str, Any] = msgspec.to_builtins(
+        EventRead(
+            id=uuid.uuid4(),
+            ts=now,
+            received_at=now,
+            site=site,
+            edge="e1",
+            camera=camera,
+            seq=1,
+            track_id=1,
+            kind="unknown",
+            person_id=None,
+            score=0.2,
+            threshold=0.36,
+            quality=0.8,
+            bbox=[1.0, 2.0, 3.0, 4.0],
+            model_id="sface-2021dec",
+            gallery_id=None,
+            gallery_version=0,
+            first_seen=None,
+            has_crop=False,
+            erased_at=None,
+        )
+    )
+    return built
+
+
+def test_console_live_needs_a_session_and_this_origin(central: Central) -> None:
+    central.client.cookies.clear()
+    with pytest.raises(WebSocketDisconnect), central.client.websocket_connect("/console/live") as ws:
+        ws.receive_text(timeout=5)
+    sign_in(central.client, central.admin_key)
+    elsewhere = {"Origin": "https://evil.example"}
+    with (
+        central.client.websocket_connect("/console/live", headers=elsewhere) as ws,
+        pytest.raises(WebSocketDisconnect) as refused,
+    ):
+        ws.receive_text(timeout=5)
+    assert refused.value.code == 4403
+
+
+def test_console_live_sends_escaped_rows_of_the_sites_the_key_sees(central: Central) -> None:
+    sign_in(central.client, central.key("viewer", sites=["north"]))
+    live: LiveService = central.client.app.state.live
+    deadline = time.monotonic() + 10
+    with central.client.websocket_connect("/console/live", headers={"Origin": ORIGIN}) as ws:
+        while not live.hub.clients:
+            assert time.monotonic() < deadline, "the console's socket did not join the live hub"
+            time.sleep(0.05)
+        with central.client.portal() as portal:
+            portal.call(live.publish, [live_event("south", "not-mine"), live_event("north", XSS)])
+        row = ws.receive_text(timeout=10)
+    assert row.startswith('<tbody id="event-rows" hx-swap-oob="afterbegin">')
+    assert "&lt;img src=x onerror=alert(1)&gt;" in row and XSS not in row
+    assert "not-mine" not in row
