@@ -303,3 +303,21 @@ def test_console_live_sends_escaped_rows_of_the_sites_the_key_sees(central: Cent
     assert row.startswith('<tbody id="event-rows" hx-swap-oob="afterbegin">')
     assert "&lt;img src=x onerror=alert(1)&gt;" in row and XSS not in row
     assert "not-mine" not in row
+
+
+def test_console_explains_what_was_wrong_with_a_form(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    empty = central.client.post(
+        "/console/people", data={"external_id": "", "csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert empty.status_code == 422 and "the person&#39;s fields" in empty.text
+    bad_id = central.client.get("/console/events", params={"person": "bob"})
+    assert bad_id.status_code == 422 and "person: expected a person id" in bad_id.text
+    person = central.client.post(
+        "/api/v1/people", json={"external_id": "keep-1", "display_name": "Keep Me"}, headers=central.admin
+    ).json()["id"]
+    wrong = central.client.post(
+        f"/console/people/{person}/erase", data={"confirm": "Keep", "csrf": csrf}, headers={"Origin": ORIGIN}
+    )
+    assert wrong.status_code == 422 and "type the person&#39;s name exactly" in wrong.text
+    assert central.client.get(f"/api/v1/people/{person}", headers=central.admin).status_code == 200
