@@ -104,7 +104,9 @@ class ConsoleHeaders:
                 headers["Content-Security-Policy"] = self.csp
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "same-origin"
-                headers.setdefault("Cache-Control", "no-store")
+                # pages hold personal data: never stored; assets: kept, revalidated (an upgrade shows)
+                static = scope["path"].startswith(f"{PREFIX}/static/")
+                headers.setdefault("Cache-Control", "no-cache" if static else "no-store")
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -170,6 +170,9 @@ def test_console_pages_send_the_strict_csp(central: Central) -> None:
         assert csp.startswith("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' http")
         assert "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
         assert "<script>" not in answer.text and " style=" not in answer.text
+        assert answer.headers["cache-control"] == "no-store"  # pages hold personal data
+    asset = central.client.get("/console/static/console.js")
+    assert asset.headers["cache-control"] == "no-cache" and "etag" in asset.headers
     api = central.client.get("/api/v1/people", headers=central.admin)
     assert "script-src" not in api.headers.get("content-security-policy", "")
 
