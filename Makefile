@@ -2,6 +2,7 @@
 #   make test   lint, types and the whole test suite against real services
 #   make test-fast / test-fleet   unit and integration tests only / the Ansible rollout tests only
 #   make demo   the end-to-end demo on embedded defaults (DEMO_ARGS='--duration 0': until Ctrl-C)
+#   make screenshots   regenerate docs/console/*.png (on request; CI never rewrites docs/)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Request, sync_playwright
 
 CHROMIUM = Path(os.environ.get("FACEGATE_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parents[2] / "central" / "console" / "static" / "vendor" / "axe.min.js"
@@ -45,16 +45,20 @@ class Watched:
     """A page with what its console said and the errors its scripts raised."""
 
     page: Page
+    base_url: str = ""
     messages: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+    """Requests to any other origin than the page's (a CDN would show here): none, offline."""
 
     @classmethod
     def open(cls, browser: Browser, base_url: str, *, any_certificate: bool = False) -> Watched:
         """A page in a fresh context (its own cookies); `any_certificate` for a test CA's TLS."""
         context = browser.new_context(base_url=base_url, ignore_https_errors=any_certificate)
-        watched = cls(context.new_page())
+        watched = cls(context.new_page(), base_url.rstrip("/"))
         watched.page.on("console", watched._console)
+        watched.page.on("request", watched._request)
         watched.page.on("pageerror", lambda err: watched.errors.append(str(err)))
         watched.page.on("dialog", watched._dialog)
         return watched
@@ -62,6 +66,10 @@ class Watched:
     def _dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(dialog.message)
         dialog.dismiss()
+
+    def _request(self, request: Request) -> None:
+        if not request.url.startswith((self.base_url + "/", "data:", "blob:")):
+            self.elsewhere.append(request.url)
 
     def _console(self, message: ConsoleMessage) -> None:
         self.messages.append(f"{message.type}: {message.text}")

@@ -111,6 +111,7 @@ def assert_clean(watched: Watched) -> None:
     assert check_page(watched.page) == []
     assert watched.csp_violations() == []
     assert watched.errors == []
+    assert watched.elsewhere == []  # nothing from a CDN: the console works offline
 
 
 def test_console_signs_in_and_out_by_keyboard(rig: Rig) -> None:
@@ -294,4 +295,5 @@ def test_console_every_page_passes_axe_without_csp_refusals(rig: Rig) -> None:
     assert {path: v for path, v in found.items() if v} == {}
     assert watched.csp_violations() == []
     assert watched.errors == []
+    assert watched.elsewhere == []
     watched.close()
