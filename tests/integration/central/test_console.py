@@ -4,18 +4,21 @@ input, the CSP header. The browser tests (tests/system/console/) drive the same 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 from litestar.exceptions import WebSocketDisconnect
 
+from central.events.repository import EventRow, insert_events
 from central.events.schemas import EventRead
 from central.live.service import LiveService
 from devtools.services import PostgresService, RedisService, S3Service
@@ -324,3 +327,29 @@ def test_console_explains_what_was_wrong_with_a_form(central: Central) -> None:
     )
     assert wrong.status_code == 422 and "type the person&#39;s name exactly" in wrong.text
     assert central.client.get(f"/api/v1/people/{person}", headers=central.admin).status_code == 200
+
+
+def test_console_events_filter_and_page_by_the_apis_cursors(central: Central) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        EventRow(id=uuid.uuid4(), ts=now - timedelta(minutes=i), site_id="north" if i % 2 else "south",
+                 edge_id="e1", camera=f"pager-{i:03d}", track_id=i, kind="unknown", person_id=None, score=0.2,
+                 threshold=0.36, quality=0.8, bbox=(1.0, 2.0, 3.0, 4.0), model_id="sface-2021dec")
+        for i in range(120)
+    ]  # fmt: skip
+
+    async def insert() -> None:
+        async with await psycopg.AsyncConnection.connect(central.settings.database_url) as conn:
+            await insert_events(conn, rows)
+
+    asyncio.run(insert())
+    sign_in(central.client, central.admin_key)
+    first = central.client.get("/console/events", params={"camera": "pager-000"}).text
+    assert "pager-000" in first and "pager-001" not in first and 'id="live-state"' in first
+    north = central.client.get("/console/events", params={"site": "north", "unknown": "1"}).text
+    older = re.search(r'href="(/console/events\?[^"]*cursor=[^"]+)"', north)
+    assert older is not None, "a full page links to the older events"
+    assert "pager-001" in north and "pager-000" not in north  # north holds the odd ones, newest first
+    following = central.client.get(older.group(1).replace("&amp;", "&")).text
+    assert "pager-119" in following and "pager-001" not in following
+    assert 'id="live-state"' not in following  # history pages are not live
