@@ -285,11 +285,26 @@ def test_console_every_page_passes_axe_without_csp_refusals(rig: Rig) -> None:
     watched = rig.open(rig.admin)
     page = watched.page
     person = new_person(rig, watched, "Axe Check")
-    paths = ["fleet", "events", "people", f"people/{person}", "jobs", "galleries", "sites", "keys", "audit"]
+    with httpx.Client(base_url=f"{rig.base}/api/v1", headers={"Authorization": f"Bearer {rig.admin}"}) as api:
+        assert api.post("/galleries", json={"id": "axe", "name": "Axe", "sites": [SOUTH]}).status_code == 201
+    rig.edge.put(make_event(NORTH, "door", 3, camera="axe-cam"))
+    paths = ["fleet", "events", "people", f"people/{person}", "jobs", "galleries", "galleries/axe", "sites",
+             "keys", "audit"]  # fmt: skip
     found = {}
     for path in paths:
         page.goto(f"/console/{path}")
         found[path] = check_page(page)
+    deadline = time.monotonic() + 10
+    while page.goto("/console/events?camera=axe-cam") and page.locator("#event-rows tr").count() == 0:
+        assert time.monotonic() < deadline, "the event did not reach the events page"
+        time.sleep(0.2)
+    page.locator("#event-rows td:last-child a").first.click()  # an event's own page
+    found["event"] = check_page(page)
+    page.goto("/console/sites")
+    page.get_by_role("textbox", name=f"new edge id in {SOUTH}").fill("axe-edge")
+    page.get_by_role("textbox", name=f"new edge id in {SOUTH}").press("Enter")  # the credentials, once
+    expect(page.get_by_role("heading", name=f"Credentials of {SOUTH}/axe-edge")).to_be_visible()
+    found["credentials"] = check_page(page)
     page.goto("/console/signin")
     found["signin"] = check_page(page)
     assert {path: v for path, v in found.items() if v} == {}
