@@ -22,6 +22,8 @@ NAV = (
     ("audit", "Audit"),
 )
 ADMIN_ONLY = frozenset({"keys", "audit"})
+ALL_SITES_ONLY = frozenset({"jobs", "keys", "audit"})
+"""Pages that span every site: a site-restricted key is not offered them (central would refuse it)."""
 
 
 def session_of(request: Request[Any, Any, Any]) -> Session:
@@ -43,7 +45,11 @@ def page(request: Request[Any, Any, Any], template: str, status: int = 200, **co
     """Render `templates/<template>.html.j2` for the signed-in key."""
     session = session_of(request)
     mine = roles(session.principal)
-    nav = [(slug, title) for slug, title in NAV if mine.admin or slug not in ADMIN_ONLY]
+    nav = [
+        (slug, title)
+        for slug, title in NAV
+        if (mine.admin or slug not in ADMIN_ONLY) and (mine.all_sites or slug not in ALL_SITES_ONLY)
+    ]
     return Template(
         template_name=f"{template}.html.j2",
         context={

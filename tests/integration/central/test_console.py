@@ -142,6 +142,7 @@ def test_console_site_restricted_key_sees_only_its_site(central: Central) -> Non
     sign_in(central.client, central.key("admin", sites=["north"]))
     sites = central.client.get("/console/sites").text
     assert "north" in sites and "south" not in sites
+    assert 'href="/console/jobs"' not in sites and 'href="/console/keys"' not in sites  # span every site
     events = central.client.get("/console/events", params={"site": "south"})
     assert events.status_code == 403
 
