@@ -354,3 +354,19 @@ def test_console_events_filter_and_page_by_the_apis_cursors(central: Central) ->
     following = central.client.get(older.group(1).replace("&amp;", "&")).text
     assert "pager-119" in following and "pager-001" not in following
     assert 'id="live-state"' not in following  # history pages are not live
+
+
+def test_console_photo_upload_has_the_photo_limit_not_the_1_mib_one(central: Central) -> None:
+    csrf = sign_in(central.client, central.admin_key)
+    person = central.client.post(
+        "/api/v1/people", json={"external_id": "big-1", "display_name": "Big"}, headers=central.admin
+    ).json()["id"]
+    big = b"\xff\xd8\xff\xe0" + bytes(1536 * 1024)  # 1.5 MiB, not a decodable photo
+    answer = central.client.post(
+        f"/console/people/{person}/photos",
+        data={"csrf": csrf},
+        files={"photos": ("big.jpg", big, "image/jpeg")},
+        headers={"Origin": ORIGIN},
+    )
+    assert answer.status_code == 200, answer.text[:300]
+    assert 'data-reason="bad_image"' in answer.text
