@@ -28,6 +28,7 @@ from typing import Any
 from litestar import Litestar
 
 from central.auth.authenticator import Authenticator
+from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
@@ -88,7 +89,18 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     recognizer = embedder.model.manifest if embedder is not None else None
     auth = AuthService(
         pool,
-        Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+        Authenticator(
+            pool,
+            settings.secret_key,
+            AuthLimiter.create(
+                settings.redis_url,
+                settings.auth_fail_ip_per_s,
+                settings.auth_fail_ip_burst,
+                settings.auth_fail_key_per_s,
+                settings.auth_fail_key_burst,
+            ),
+            cache_s=settings.key_cache_s,
+        ),
         make_rate_limiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst),
         metrics,
         secret_key=settings.secret_key,

@@ -4,6 +4,7 @@ metrics registry, and the folder store's signed files. Built by central/lifespan
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ from central.db.pool import AsyncPool
 from central.metrics import Metrics
 from central.storage import FileStore, ObjectStore
 from common.mqtt.aio import AsyncMqttClient
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 2.0
 _PROBE_KEY = "health/probe"
@@ -42,7 +45,7 @@ class Operations:
         self.mqtt = mqtt
 
     async def readiness(self) -> dict[str, str]:
-        """{dependency: "ok" or what failed}: database, storage, Redis (if set), MQTT broker (if set)."""
+        """{dependency: "ok", "timeout" or "unavailable"}: database, storage, Redis and broker (if set)."""
         checks: dict[str, Coroutine[Any, Any, None]] = {
             "database": self._database(),
             "storage": self._storage(),
@@ -83,12 +86,18 @@ class Operations:
 
 
 async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:
+    """(check, "ok" | "timeout" | "unavailable"): the answer is generic, because /ready is read by load
+    balancers and may leak past a proxy; the detail (host and user names, addresses) goes to the log."""
     try:
         await asyncio.wait_for(check, READY_TIMEOUT_S)
     except TimeoutError:
-        return name, f"timeout after {READY_TIMEOUT_S:g} s"
+        log.warning(
+            "ready_check_failed", extra={"check": name, "error": f"timeout after {READY_TIMEOUT_S:g} s"}
+        )
+        return name, "timeout"
     except Exception as err:  # noqa: BLE001  # a readiness probe reports any failure of a dependency
-        return name, f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        log.warning("ready_check_failed", extra={"check": name, "error": f"{type(err).__name__}: {err}"})
+        return name, "unavailable"
     return name, "ok"
 
 
