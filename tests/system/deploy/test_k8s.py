@@ -325,3 +325,35 @@ def test_k8s_broker_runs_on_the_generated_files_from_a_secret() -> None:
     service = one("Service", "facegate-broker")
     config = one("ConfigMap", "facegate-central")["data"]
     assert config["FACEGATE_MQTT_URL"] == f"mqtts://{service['metadata']['name']}.facegate.svc:8883"
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc["spec"] for doc in of_kind("NetworkPolicy")}
+
+
+def test_k8s_network_policies_deny_by_default_and_admit_only_the_ingress_and_monitoring_to_central() -> None:
+    found = policies()
+    deny = found["facegate-default-deny"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    central = found["facegate-central"]
+    assert (
+        central["podSelector"]["matchLabels"].items()
+        <= pod_labels(one("StatefulSet", "facegate-central")).items()
+    )
+    sources = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule["ports"]
+        for rule in central["ingress"]
+    }
+    assert sources == {
+        "ingress-nginx": [{"protocol": "TCP", "port": 8000}],
+        "monitoring": [{"protocol": "TCP", "port": 8000}],  # /metrics shares central's port
+    }
+    assert all(len(rule["from"]) == 1 and "podSelector" not in rule["from"][0] for rule in central["ingress"])
+    broker = found["facegate-broker"]
+    assert (
+        broker["podSelector"]["matchLabels"].items()
+        <= pod_labels(one("Deployment", "facegate-broker")).items()
+    )
+    assert broker["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8883}]}]  # edges: from anywhere
+    ingress_paths_all = [path for ingress in of_kind("Ingress") for path in ingress_paths(ingress)]
+    assert not [p for p in ingress_paths_all if p.startswith(("/metrics", "/ready"))]
