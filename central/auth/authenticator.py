@@ -72,6 +72,7 @@ class Authenticator:
         cached = self._cache.get(digest)
         if cached is not None and cached.until > now:
             return cached.principal
+        self.limiter.refuse_known(client_ip, prefix)  # a flood: 429 at once, no I/O
         await anyio.to_thread.run_sync(self.limiter.check, client_ip, prefix)  # 429 before any PBKDF2
         async with self.pool.connection() as conn:
             found = await repo.find_credential(conn, prefix)

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from central.auth.authlimit import AuthLimiter
+from central.auth.ratelimit import LocalRateLimiter
 from central.errors import TooManyRequests
 from devtools.services import PostgresService, RedisService, S3Service
 from tests.support.central_app import Central, shared_central
@@ -42,6 +43,7 @@ def central(
 def fresh_buckets(central: Central) -> None:
     assert central.settings.redis_url
     redis.Redis.from_url(central.settings.redis_url).flushdb()
+    central.client.app.state.auth.authenticator.limiter.forget()
 
 
 def _wrong(key: str) -> str:
@@ -89,6 +91,21 @@ def test_auth_failures_count_across_replicas_through_redis(redis_db: RedisServic
         first.check("10.0.0.3", "abcdefgh")
     second.succeeded("10.0.0.2", "abcdefgh")
     first.check("10.0.0.3", "abcdefgh")
+
+
+def test_auth_limiter_remembers_a_refusal_until_the_allowance_is_back() -> None:
+    now = [1000.0]
+    limiter = AuthLimiter(LocalRateLimiter(1.0, 100), LocalRateLimiter(0.5, 1), clock=lambda: now[0])
+    limiter.refuse_known("10.0.0.1", "abcdefgh")  # nothing known yet
+    limiter.check("10.0.0.1", "abcdefgh")
+    with pytest.raises(TooManyRequests):
+        limiter.check("10.0.0.1", "abcdefgh")
+    with pytest.raises(TooManyRequests, match="retry in 2 s"):
+        limiter.refuse_known("10.0.0.2", "abcdefgh")  # answered from memory, no limiter touched
+    limiter.refuse_known("10.0.0.1", "otherkey")
+    now[0] += 2.0
+    limiter.refuse_known("10.0.0.1", "abcdefgh")
+    limiter.check("10.0.0.1", "abcdefgh")
 
 
 @pytest.mark.parametrize(
