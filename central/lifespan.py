@@ -144,7 +144,9 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             queue_size=settings.ws_queue_size,
             ping_s=settings.ws_ping_s,
         ),
-        operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
+        operations=Operations(
+            pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt, settings.metrics_port
+        ),
         cleanup=cleanup,
         distribution=distribution,
     )

@@ -86,6 +86,7 @@ class CentralSettings:
     ws_queue_size: int = 1000  # events waiting per WebSocket client; more and it is dropped (1013)
     ws_ping_s: float = 20.0  # a {"type": "ping"} frame after this long without an event
     live_channel: str = "facegate:events"  # Redis pub/sub channel (distinct per deployment on one Redis)
+    metrics_port: int = 0  # 0: /metrics on the main port; else only on this one (docs/security.md)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -202,6 +203,7 @@ def _monitoring_settings(reader: _Env, defaults: CentralSettings) -> dict[str, A
         "ws_queue_size": reader.integer("FACEGATE_WS_QUEUE_SIZE", defaults.ws_queue_size, 1),
         "ws_ping_s": reader.number("FACEGATE_WS_PING_S", defaults.ws_ping_s),
         "live_channel": reader.text("FACEGATE_LIVE_CHANNEL") or defaults.live_channel,
+        "metrics_port": reader.integer("FACEGATE_METRICS_PORT", defaults.metrics_port, 0),
     }
 
 

@@ -36,6 +36,7 @@ class Operations:
         metrics: Metrics,
         broker_url: str | None,
         mqtt: AsyncMqttClient | None,
+        metrics_port: int = 0,
     ) -> None:
         self.pool = pool
         self.store = store
@@ -43,6 +44,7 @@ class Operations:
         self.metrics = metrics
         self.broker_url = broker_url
         self.mqtt = mqtt
+        self.metrics_port = metrics_port
 
     async def readiness(self) -> dict[str, str]:
         """{dependency: "ok", "timeout" or "unavailable"}: database, storage, Redis and broker (if set)."""
@@ -56,6 +58,13 @@ class Operations:
             checks["broker"] = self._mqtt(self.mqtt) if self.mqtt is not None else _broker(self.broker_url)
         results = await asyncio.gather(*(_timed(name, check) for name, check in checks.items()))
         return {name: status for name, status in results}
+
+    def serves_metrics(self, server: object) -> bool:
+        """Whether /metrics is answered on the local address `server` (the ASGI scope's): on any
+        port when FACEGATE_METRICS_PORT is 0, else only on that one."""
+        if not self.metrics_port:
+            return True
+        return isinstance(server, (tuple, list)) and len(server) == 2 and server[1] == self.metrics_port
 
     def exposition(self) -> bytes:
         """This replica's metrics in the Prometheus text format."""

@@ -117,7 +117,8 @@ def test_central_serve_answers_stops_on_sigterm_and_logs_no_secret(
         "FACEGATE_ENROLL_WORKERS": "1",
     }
     key = _run(["central", "create-key"], env).stdout.strip()
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    env["FACEGATE_METRICS_PORT"] = str(metrics_port)
     proc = subprocess.Popen(
         [FACEGATE, "central", "serve", "--port", str(port)],
         env=env,
@@ -139,6 +140,14 @@ def test_central_serve_answers_stops_on_sigterm_and_logs_no_secret(
         assert httpx.get(f"{base}/ready", timeout=10).json()["status"] == "ready"
         keys = httpx.get(f"{base}/api/v1/auth/keys", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert keys.status_code == 200
+        internal = f"http://127.0.0.1:{metrics_port}"
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 404  # only on the metrics port
+        assert "facegate_http_requests_total" in httpx.get(f"{internal}/metrics", timeout=10).text
+        assert httpx.get(f"{internal}/ready", timeout=10).status_code == 200
+        assert (
+            httpx.get(f"{internal}/api/v1/auth/keys", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 404
+        )
         token = httpx.post(f"{base}/api/v1/auth/token", headers={"Authorization": f"Bearer {key}"}).json()
         for credential in (key, token["access_token"]):  # uvicorn logs the WebSocket line with its query
             with websocket_connect(

@@ -130,7 +130,9 @@ def test_k8s_central_runs_two_replicas_with_startup_liveness_and_readiness_probe
     assert central["spec"]["replicas"] == 2
     (container,) = pod_spec(central)["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": 8000}
+    assert ports == {"http": 8000, "metrics": 9100}
+    assert one("ConfigMap", "facegate-central")["data"]["FACEGATE_METRICS_PORT"] == "9100"
+    assert central["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9100"
     assert container["args"][-4:] == ["--host", "0.0.0.0", "--port", "8000"]
     probes = {
         kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
@@ -346,7 +348,7 @@ def test_k8s_network_policies_deny_by_default_and_admit_only_the_ingress_and_mon
     }
     assert sources == {
         "ingress-nginx": [{"protocol": "TCP", "port": 8000}],
-        "monitoring": [{"protocol": "TCP", "port": 8000}],  # /metrics shares central's port
+        "monitoring": [{"protocol": "TCP", "port": 9100}],  # FACEGATE_METRICS_PORT: /metrics only there
     }
     assert all(len(rule["from"]) == 1 and "podSelector" not in rule["from"][0] for rule in central["ingress"])
     broker = found["facegate-broker"]
