@@ -9,7 +9,9 @@ Two kinds of credential are accepted:
   for `cache_s` seconds (keyed by a SHA-256 of the whole credential), so a revoked key keeps working
   on a replica for at most that long;
 - a token from `POST /api/v1/auth/token` (HS256, three dot-separated parts): checked by signature and
-  expiry only, so a revoked key's tokens live until they expire (FACEGATE_TOKEN_TTL_S).
+  times, and a key's token also by whether its key (the `sub` claim) is still live: that lookup is
+  remembered for `cache_s` too, so a revoked key's tokens stop at once on the replica that revoked it
+  (`forget`) and within `cache_s` on the others. Edge tokens end when they expire (FACEGATE_TOKEN_TTL_S).
 """
 
 from __future__ import annotations
@@ -56,13 +58,17 @@ class Authenticator:
         self.cache_s = cache_s
         self.clock = clock
         self._cache: dict[bytes, _Cached] = {}
+        self._live: dict[str, tuple[bool, float]] = {}  # token key prefix -> (live, until)
 
     async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
         credential = bearer(authorization)
         if credential.startswith(KEY_TAG + "_"):
             return await self.from_key(credential, client_ip)
         if credential.count(".") == 2:
-            return principal_from_token(credential, self.secret_key)
+            principal = principal_from_token(credential, self.secret_key)
+            if principal.kind == "key":
+                await self._require_live_key(principal.id)
+            return principal
         raise AuthError("malformed_credential", "the bearer credential is neither an API key nor a token")
 
     async def from_key(self, credential: str, client_ip: str | None = None) -> Principal:
@@ -94,9 +100,26 @@ class Authenticator:
         self._cache[digest] = _Cached(principal, now + self.cache_s)
         return principal
 
+    async def _require_live_key(self, prefix: str) -> None:
+        """AuthError `revoked` when the token's key was revoked (looked up at most every `cache_s`)."""
+        now = self.clock()
+        known = self._live.get(prefix)
+        live = known[0] if known is not None and known[1] > now else None
+        if live is None:
+            async with self.pool.connection() as conn:
+                live = await repo.key_is_live(conn, prefix)
+            if len(self._live) >= _MAX_CACHE:
+                self._live.clear()
+            self._live[prefix] = (live, now + self.cache_s)
+        if not live:
+            raise AuthError(
+                "revoked", "the API key this token was issued for has been revoked; use another key"
+            )
+
     def forget(self) -> None:
-        """Drop every remembered key (after a revocation on this replica)."""
+        """Drop every remembered key and key state (after a revocation on this replica)."""
         self._cache.clear()
+        self._live.clear()
 
 
 def bearer(authorization: str | None) -> str:
