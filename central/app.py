@@ -87,7 +87,15 @@ def create_app(settings: CentralSettings) -> Litestar:
         security=[{"bearer": []}],
     )
     return Litestar(
-        route_handlers=[api, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
+        route_handlers=[
+            api,
+            ops.health,
+            ops.ready,
+            ops.ready_ingest,
+            ops.metrics,
+            ops.signed_file,
+            events_socket,
+        ],
         lifespan=[central_lifespan(settings, metrics)],
         dependencies=service_dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,

@@ -72,6 +72,12 @@ class CentralSettings:
     ingest_max_crop_bytes: int = 256 * 1024
     ingest_edge_cache_s: float = 5.0
     ingest_retry_max_s: float = 30.0
+    ingest_stall_s: float = 60.0
+    dead_letter_max_per_edge: int = 1000
+    dead_letter_max_bytes_per_edge: int = 16 * 1024 * 1024
+    dead_letter_retention_s: float = 7 * 86400.0
+    mqtt_refused_backoff_min_s: float = 30.0
+    mqtt_refused_backoff_max_s: float = 300.0
     # gallery distribution (docs/central-distribution.md); runs only when central has an MQTT client
     distribution_poll_s: float = 5.0  # poll for unpublished versions besides LISTEN/NOTIFY
     distribution_batch: int = 100  # versions published per gallery per pass
@@ -192,6 +198,22 @@ def _mqtt_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
         ),
         "ingest_edge_cache_s": reader.number("FACEGATE_INGEST_EDGE_CACHE_S", defaults.ingest_edge_cache_s),
         "ingest_retry_max_s": reader.number("FACEGATE_INGEST_RETRY_MAX_S", defaults.ingest_retry_max_s),
+        "ingest_stall_s": reader.number("FACEGATE_INGEST_STALL_S", defaults.ingest_stall_s),
+        "dead_letter_max_per_edge": reader.integer(
+            "FACEGATE_DEAD_LETTER_MAX_PER_EDGE", defaults.dead_letter_max_per_edge, 1
+        ),
+        "dead_letter_max_bytes_per_edge": reader.integer(
+            "FACEGATE_DEAD_LETTER_MAX_BYTES_PER_EDGE", defaults.dead_letter_max_bytes_per_edge, 65536
+        ),
+        "dead_letter_retention_s": reader.number(
+            "FACEGATE_DEAD_LETTER_RETENTION_S", defaults.dead_letter_retention_s
+        ),
+        "mqtt_refused_backoff_min_s": reader.number(
+            "FACEGATE_MQTT_REFUSED_BACKOFF_MIN_S", defaults.mqtt_refused_backoff_min_s
+        ),
+        "mqtt_refused_backoff_max_s": reader.number(
+            "FACEGATE_MQTT_REFUSED_BACKOFF_MAX_S", defaults.mqtt_refused_backoff_max_s
+        ),
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,8 @@ class Operations:
         self.broker_url = broker_url
         self.mqtt = mqtt
         self.metrics_port = metrics_port
+        self.ingest: Callable[[], dict[str, Any]] | None = None
+        """Event ingest's `Progress.health`, set by the lifespan when ingest runs (`GET /ready/ingest`)."""
 
     async def readiness(self) -> dict[str, str]:
         """{dependency: "ok", "timeout" or "unavailable"}: database, storage, Redis and broker (if set)."""
@@ -65,6 +67,13 @@ class Operations:
         if not self.metrics_port:
             return True
         return isinstance(server, (tuple, list)) and len(server) == 2 and server[1] == self.metrics_port
+
+    def ingest_health(self) -> dict[str, Any]:
+        """Whether event ingest moves: `status` ok, stalled, or not_running (no MQTT on this replica)."""
+        if self.ingest is None:
+            return {"status": "not_running"}
+        health = self.ingest()
+        return {"status": "stalled" if health["stalled"] else "ok", **health}
 
     def exposition(self) -> bytes:
         """This replica's metrics in the Prometheus text format."""
@@ -91,7 +100,7 @@ class Operations:
     async def _mqtt(mqtt: AsyncMqttClient) -> None:
         """Central's own MQTT connection (a broker that accepts TCP but refuses the login is not ready)."""
         if not mqtt.connected:
-            raise ConnectionError(str(mqtt.fatal_error or "not connected to the MQTT broker"))
+            raise ConnectionError(str(mqtt.login_error or "not connected to the MQTT broker"))
 
 
 async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:

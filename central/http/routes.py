@@ -1,4 +1,6 @@
-"""Operations routes at the root: /health (process up), /ready (dependencies), /metrics, /files (signed).
+"""Operations routes at the root: /health (process up), /ready (dependencies), /ready/ingest (event
+ingest moving; not part of /ready, so one poison edge never takes the HTTP API out of a load balancer),
+/metrics, /files (signed).
 
 None of them needs a credential: /health and /ready are for load balancers, /metrics for Prometheus
 (refused by the proxies; with FACEGATE_METRICS_PORT set, served on that internal port only, which
@@ -34,6 +36,14 @@ async def ready(operations: NamedDependency[Operations]) -> Response[dict[str, A
     return Response(
         {"status": "ready" if ok else "not_ready", "checks": body}, status_code=200 if ok else 503
     )
+
+
+@get("/ready/ingest", tags=["operations"], sync_to_thread=False)
+def ready_ingest(operations: NamedDependency[Operations]) -> Response[dict[str, Any]]:
+    """503 while event messages have waited FACEGATE_INGEST_STALL_S with nothing acknowledged. For
+    alerting and dashboards, not for load balancers (`/ready` does not include it)."""
+    body = operations.ingest_health()
+    return Response(body, status_code=503 if body["status"] == "stalled" else 200)
 
 
 @get("/metrics", tags=["operations"], sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
