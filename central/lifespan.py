@@ -28,6 +28,7 @@ from typing import Any
 from litestar import Litestar
 
 from central.auth.authenticator import Authenticator
+from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
@@ -89,7 +90,18 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     recognizer = embedder.model.manifest if embedder is not None else None
     auth = AuthService(
         pool,
-        Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+        Authenticator(
+            pool,
+            settings.secret_key,
+            AuthLimiter.create(
+                settings.redis_url,
+                settings.auth_fail_ip_per_s,
+                settings.auth_fail_ip_burst,
+                settings.auth_fail_key_per_s,
+                settings.auth_fail_key_burst,
+            ),
+            cache_s=settings.key_cache_s,
+        ),
         make_rate_limiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst),
         metrics,
         secret_key=settings.secret_key,
@@ -133,7 +145,9 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             queue_size=settings.ws_queue_size,
             ping_s=settings.ws_ping_s,
         ),
-        operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
+        operations=Operations(
+            pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt, settings.metrics_port
+        ),
         cleanup=cleanup,
         distribution=distribution,
     )

@@ -36,6 +36,15 @@ SELECT {_COLUMNS} FROM people p
  WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s)
  ORDER BY p.created_at, p.id LIMIT %s
 """
+_IN_SITES = """
+ AND EXISTS (SELECT 1 FROM gallery_people gp JOIN gallery_sites gs ON gs.gallery_id = gp.gallery_id
+              WHERE gp.person_id = p.id AND gs.site_id = ANY(%s))"""
+"""A person is seen by a site-restricted key when a gallery scoped to one of its sites holds them."""
+_PAGE_IN_SITES = f"""
+SELECT {_COLUMNS} FROM people p
+ WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s){_IN_SITES}
+ ORDER BY p.created_at, p.id LIMIT %s
+"""
 _PHOTOS = """
 SELECT id, status, quality, width, height, created_at, object_key FROM enrollment_photos
  WHERE person_id = %s ORDER BY created_at, id
@@ -92,6 +101,12 @@ async def get_person(conn: AsyncConnection[Any], person_id: UUID) -> PersonRead:
     if row is None:
         raise NotFound(f"no person {person_id}", code="person_not_found")
     return _read(row)
+
+
+async def in_sites(conn: AsyncConnection[Any], person_id: UUID, sites: Sequence[str]) -> bool:
+    """Whether the person is in a gallery scoped to one of `sites`."""
+    sql = "SELECT 1 FROM people p WHERE p.id = %s" + _IN_SITES
+    return await (await conn.execute(sql, (person_id, list(sites)))).fetchone() is not None
 
 
 async def lock_person(conn: AsyncConnection[Any], person_id: UUID, *, share: bool = False) -> None:
@@ -160,10 +175,14 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID]:
 
 
 async def list_people(
-    conn: AsyncConnection[Any], limit: int, cursor: str | None
+    conn: AsyncConnection[Any], limit: int, cursor: str | None, sites: Sequence[str] = ()
 ) -> tuple[list[PersonRead], str | None]:
+    """A page of live people; with `sites`, only those in a gallery scoped to one of them."""
     after = decode_cursor(cursor)
-    rows = await (await conn.execute(_PAGE, (*after, limit + 1))).fetchall()
+    if sites:
+        rows = await (await conn.execute(_PAGE_IN_SITES, (*after, list(sites), limit + 1))).fetchall()
+    else:
+        rows = await (await conn.execute(_PAGE, (*after, limit + 1))).fetchall()
     people = [_read(row) for row in rows[:limit]]
     following = None
     if len(rows) > limit:
