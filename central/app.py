@@ -34,7 +34,7 @@ from central.galleries import routes as galleries_routes
 from central.http import routes as ops
 from central.http.errors import EXCEPTION_HANDLERS
 from central.http.guards import authenticated, provide_principal
-from central.http.middleware import RequestContextMiddleware
+from central.http.middleware import InternalPortMiddleware, RequestContextMiddleware
 from central.http.request import CentralRequest
 from central.lifespan import ROUTED, central_lifespan
 from central.live.routes import events_socket
@@ -117,12 +117,28 @@ def create_app(settings: CentralSettings) -> Litestar:
         content_security_policy(settings), upload_body_bytes(settings), settings.max_zip_bytes
     )
     return Litestar(
-        route_handlers=[api, console, ops.health, ops.ready, ops.metrics, ops.signed_file, events_socket],
+        route_handlers=[
+            api,
+            console,
+            ops.health,
+            ops.ready,
+            ops.ready_ingest,
+            ops.metrics,
+            ops.signed_file,
+            events_socket,
+        ],
         template_config=template_config(environment()),
         lifespan=[central_lifespan(settings, metrics)],
         dependencies=service_dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
+            *(
+                [DefineMiddleware(InternalPortMiddleware, port=settings.metrics_port)]
+                if settings.metrics_port
+                else []
+            ),
+        ],
         openapi_config=OpenAPIConfig(
             title="Facegate central",
             version=VERSION,

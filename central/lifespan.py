@@ -9,7 +9,7 @@ Start-up (`central_lifespan(settings, metrics)`, run by Litestar before the firs
    handlers that declare it (`people: NamedDependency[PeopleService]`), the guard reads `auth`;
 4. start the workers in this order: event-partition upkeep, enrollment job workers and their lease
    sweep, the pending-deletions sweep, the live-event listener (with Redis), MQTT (ingest, fleet state,
-   then the client connects), the fleet gauges, gallery distribution (with MQTT).
+   the dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
 
 Shutdown runs the workers' stops in the reverse order (distribution first; the MQTT consumers stop
 before the client disconnects, so nothing more is acknowledged), then closes the resources. No other
@@ -28,6 +28,7 @@ from typing import Any
 from litestar import Litestar
 
 from central.auth.authenticator import Authenticator
+from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
@@ -45,6 +46,7 @@ from central.fleet.service import FleetService
 from central.galleries.service import GalleryService
 from central.http.operations import Operations
 from central.ingest.consumer import Ingest, ingest_settings
+from central.ingest.dead_letters import DeadLetterSweeper, dead_letter_rules
 from central.ingest.fleet_state import FleetState
 from central.live.service import LiveService
 from central.metrics import Metrics
@@ -102,7 +104,18 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     recognizer = embedder.model.manifest if embedder is not None else None
     auth = AuthService(
         pool,
-        Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+        Authenticator(
+            pool,
+            settings.secret_key,
+            AuthLimiter.create(
+                settings.redis_url,
+                settings.auth_fail_ip_per_s,
+                settings.auth_fail_ip_burst,
+                settings.auth_fail_key_per_s,
+                settings.auth_fail_key_burst,
+            ),
+            cache_s=settings.key_cache_s,
+        ),
         make_rate_limiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst),
         metrics,
         secret_key=settings.secret_key,
@@ -146,7 +159,9 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             queue_size=settings.ws_queue_size,
             ping_s=settings.ws_ping_s,
         ),
-        operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
+        operations=Operations(
+            pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt, settings.metrics_port
+        ),
         cleanup=cleanup,
         distribution=distribution,
         console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
@@ -229,8 +244,11 @@ async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqt
         ingest_settings(runtime.settings),
         on_commit=services.live.publish,
     )
+    services.operations.ingest = ingest.progress.health
     fleet_state = FleetState(mqtt, runtime.pool, runtime.metrics)
     workers.tasks.extend([ingest.start(), fleet_state.start()])  # each stops its own task(s) below
+    sweeper = DeadLetterSweeper(runtime.pool, runtime.metrics, dead_letter_rules(runtime.settings))
+    workers.spawn(sweeper.sweep_forever(), "dead-letters")
 
     async def stop() -> None:
         await ingest.stop()
@@ -252,6 +270,8 @@ def central_lifespan(
         workers = Workers()
         try:
             mqtt = AsyncMqttClient(mqtt_settings(settings)) if settings.mqtt_url else None
+            if mqtt is not None:
+                metrics.mqtt_logins_refused.set_function(lambda: mqtt.logins_refused)
             services = build_services(runtime, mqtt)
             app.state.update({**services.by_name(), "runtime": runtime, "mqtt": mqtt, "workers": workers})
             await start_workers(workers, runtime, services, mqtt)

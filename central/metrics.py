@@ -83,6 +83,27 @@ class Metrics:
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )
+        self.ingest_waiting = Gauge(
+            "facegate_ingest_waiting_messages",
+            "Event messages received by ingest and not yet acknowledged (queued or being stored)",
+            registry=self.registry,
+        )
+        self.ingest_stalled = Gauge(
+            "facegate_ingest_stalled_seconds",
+            "Seconds event messages have waited with no ingest batch acknowledged (0: none waits)",
+            registry=self.registry,
+        )
+        self.dead_letters_dropped = Counter(
+            "facegate_dead_letters_dropped",
+            "Dead letters deleted by the cap per edge (count or bytes) or their retention, by cause",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.mqtt_logins_refused = Gauge(
+            "facegate_mqtt_logins_refused",
+            "Logins the MQTT broker refused to this replica since it started (retried with a long backoff)",
+            registry=self.registry,
+        )
 
         self.fleet = FleetCollector()
         """Fleet and per-edge gauges, refreshed by central/monitoring/refresher.py."""

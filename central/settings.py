@@ -35,6 +35,11 @@ class CentralSettings:
     token_ttl_s: int = 900
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 60
+    # failed authentications before PBKDF2 runs (central/auth/authlimit.py)
+    auth_fail_ip_per_s: float = 0.5
+    auth_fail_ip_burst: int = 30
+    auth_fail_key_per_s: float = 0.2
+    auth_fail_key_burst: int = 10
     presign_ttl_s: int = 300
     max_body_bytes: int = 1024 * 1024  # every route but the photo and archive uploads
     max_photo_bytes: int = 10 * 1024 * 1024
@@ -67,6 +72,12 @@ class CentralSettings:
     ingest_max_crop_bytes: int = 256 * 1024
     ingest_edge_cache_s: float = 5.0
     ingest_retry_max_s: float = 30.0
+    ingest_stall_s: float = 60.0
+    dead_letter_max_per_edge: int = 1000
+    dead_letter_max_bytes_per_edge: int = 16 * 1024 * 1024
+    dead_letter_retention_s: float = 7 * 86400.0
+    mqtt_refused_backoff_min_s: float = 30.0
+    mqtt_refused_backoff_max_s: float = 300.0
     # gallery distribution (docs/central-distribution.md); runs only when central has an MQTT client
     distribution_poll_s: float = 5.0  # poll for unpublished versions besides LISTEN/NOTIFY
     distribution_batch: int = 100  # versions published per gallery per pass
@@ -81,6 +92,7 @@ class CentralSettings:
     ws_queue_size: int = 1000  # events waiting per WebSocket client; more and it is dropped (1013)
     ws_ping_s: float = 20.0  # a {"type": "ping"} frame after this long without an event
     live_channel: str = "facegate:events"  # Redis pub/sub channel (distinct per deployment on one Redis)
+    metrics_port: int = 0  # 0: /metrics on the main port; else only on this one (docs/security.md)
     # The console (docs/console.md)
     console_session_ttl_s: int = 8 * 3600  # a console session ends this long after sign-in
     console_secure_cookies: bool = False  # Secure cookies; also set whenever a request arrives over https
@@ -114,6 +126,12 @@ class CentralSettings:
             token_ttl_s=reader.integer("FACEGATE_TOKEN_TTL_S", defaults.token_ttl_s, 1),
             rate_limit_per_s=reader.number("FACEGATE_RATE_LIMIT_PER_S", defaults.rate_limit_per_s),
             rate_limit_burst=reader.integer("FACEGATE_RATE_LIMIT_BURST", defaults.rate_limit_burst, 1),
+            auth_fail_ip_per_s=reader.number("FACEGATE_AUTH_FAIL_IP_PER_S", defaults.auth_fail_ip_per_s),
+            auth_fail_ip_burst=reader.integer("FACEGATE_AUTH_FAIL_IP_BURST", defaults.auth_fail_ip_burst, 1),
+            auth_fail_key_per_s=reader.number("FACEGATE_AUTH_FAIL_KEY_PER_S", defaults.auth_fail_key_per_s),
+            auth_fail_key_burst=reader.integer(
+                "FACEGATE_AUTH_FAIL_KEY_BURST", defaults.auth_fail_key_burst, 1
+            ),
             presign_ttl_s=reader.integer("FACEGATE_PRESIGN_TTL_S", defaults.presign_ttl_s, 1),
             max_body_bytes=reader.integer("FACEGATE_MAX_BODY_BYTES", defaults.max_body_bytes, 16 * 1024),
             max_photo_bytes=reader.integer("FACEGATE_MAX_PHOTO_BYTES", defaults.max_photo_bytes, 1024),
@@ -184,6 +202,22 @@ def _mqtt_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
         ),
         "ingest_edge_cache_s": reader.number("FACEGATE_INGEST_EDGE_CACHE_S", defaults.ingest_edge_cache_s),
         "ingest_retry_max_s": reader.number("FACEGATE_INGEST_RETRY_MAX_S", defaults.ingest_retry_max_s),
+        "ingest_stall_s": reader.number("FACEGATE_INGEST_STALL_S", defaults.ingest_stall_s),
+        "dead_letter_max_per_edge": reader.integer(
+            "FACEGATE_DEAD_LETTER_MAX_PER_EDGE", defaults.dead_letter_max_per_edge, 1
+        ),
+        "dead_letter_max_bytes_per_edge": reader.integer(
+            "FACEGATE_DEAD_LETTER_MAX_BYTES_PER_EDGE", defaults.dead_letter_max_bytes_per_edge, 65536
+        ),
+        "dead_letter_retention_s": reader.number(
+            "FACEGATE_DEAD_LETTER_RETENTION_S", defaults.dead_letter_retention_s
+        ),
+        "mqtt_refused_backoff_min_s": reader.number(
+            "FACEGATE_MQTT_REFUSED_BACKOFF_MIN_S", defaults.mqtt_refused_backoff_min_s
+        ),
+        "mqtt_refused_backoff_max_s": reader.number(
+            "FACEGATE_MQTT_REFUSED_BACKOFF_MAX_S", defaults.mqtt_refused_backoff_max_s
+        ),
     }
 
 
@@ -195,6 +229,7 @@ def _monitoring_settings(reader: _Env, defaults: CentralSettings) -> dict[str, A
         "ws_queue_size": reader.integer("FACEGATE_WS_QUEUE_SIZE", defaults.ws_queue_size, 1),
         "ws_ping_s": reader.number("FACEGATE_WS_PING_S", defaults.ws_ping_s),
         "live_channel": reader.text("FACEGATE_LIVE_CHANNEL") or defaults.live_channel,
+        "metrics_port": reader.integer("FACEGATE_METRICS_PORT", defaults.metrics_port, 0),
     }
 
 

@@ -4,12 +4,18 @@ Every message has `schema` (e.g. "facegate.event/1"), `id` (UUIDv7, used for ide
 (UTC). Readers tolerate unknown fields (a newer minor version may add some) and accept any minor
 version of the major they know ("facegate.event/1" or "facegate.event/1.3"). Embeddings travel as
 little-endian float32 bytes (base64 in JSON).
+
+Limits (checked when decoding; DESIGN.md and docs/central-ingest.md list them): names (site, edge,
+camera, gallery, ids) at most 64 characters, model ids and versions 128, `ts` and every other time
+between the years 2000 and 2200 (TS_MIN_YEAR..TS_MAX_YEAR: arithmetic on them cannot overflow), a crop
+at most 1 MiB, a heartbeat or status at most 64 cameras and galleries, a receipt at most 100 000 ids.
+Nesting deeper than the schema is refused by central before decoding (MAX_MESSAGE_DEPTH).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 import numpy as np
@@ -23,72 +29,111 @@ class MessageError(FacegateError):
     """A payload is malformed: not JSON, a wrong type, a missing field or another schema."""
 
 
+NAME_MAX_CHARS = 64
+"""Sites, edges, cameras, galleries (topic segments and slugs) and message ids."""
+MODEL_MAX_CHARS = 128
+"""Model ids, software versions, schema names."""
+TS_MIN_YEAR, TS_MAX_YEAR = 2000, 2200
+"""The years a message's times may have: far from datetime's limits, so no conversion overflows."""
+CROP_MAX_BYTES = 1024 * 1024
+MAX_ENTRIES = 64
+"""Cameras and galleries in one heartbeat or status."""
+MAX_RECEIPT_IDS = 100_000
+MAX_MESSAGE_DEPTH = 8
+"""Levels of arrays and objects a message may nest (the deepest schema needs 3)."""
+
+Name = Annotated[str, msgspec.Meta(max_length=NAME_MAX_CHARS)]
+Text = Annotated[str, msgspec.Meta(max_length=MODEL_MAX_CHARS)]
+Number = Annotated[float, msgspec.Meta(ge=-1e15, le=1e15)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+def check_time(value: datetime | None, name: str) -> None:
+    """ValueError (a ValidationError when decoding) unless `value` is None or within the allowed years."""
+    if value is not None and not TS_MIN_YEAR <= value.year <= TS_MAX_YEAR:
+        raise ValueError(f"`{name}` must be between the years {TS_MIN_YEAR} and {TS_MAX_YEAR}, got {value}")
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True):
-    schema: str
-    id: str = msgspec.field(default_factory=uuid7)
+    schema: Text
+    id: Name = msgspec.field(default_factory=uuid7)
     ts: datetime = msgspec.field(default_factory=now)
+
+    def __post_init__(self) -> None:
+        check_time(self.ts, "ts")
 
 
 class Event(Message, frozen=True, kw_only=True):
     """A recognition: one per confirmed track, and one more each time the track's identity changes."""
 
-    schema: str = "facegate.event/1"
-    site: str
-    edge: str
-    camera: str
+    schema: Text = "facegate.event/1"
+    site: Name
+    edge: Name
+    camera: Name
     seq: int  # per camera, +1 for each event, so order and gaps can be checked
     track_id: int
     kind: Literal["recognized", "unknown", "changed"]
-    person_id: str | None
+    person_id: Name | None
     score: float  # best cosine similarity to person_id's templates (or to anyone, for unknown)
     threshold: float
     quality: float
     bbox: tuple[float, float, float, float]
-    model: str
-    gallery: str | None = None
+    model: Text
+    gallery: Name | None = None
     gallery_version: int = 0
     first_seen: datetime | None = None
-    crop_jpeg: bytes | None = None
-    crop_key: str | None = None
+    crop_jpeg: Annotated[bytes, msgspec.Meta(max_length=CROP_MAX_BYTES)] | None = None
+    crop_key: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+
+    def __post_init__(self) -> None:
+        check_time(self.ts, "ts")
+        check_time(self.first_seen, "first_seen")
+
+
+Galleries = Annotated[
+    dict[Name, Annotated[int, msgspec.Meta(ge=0, le=2**31 - 1)]], msgspec.Meta(max_length=MAX_ENTRIES)
+]
 
 
 class CameraState(msgspec.Struct, frozen=True, kw_only=True):
-    state: str
-    fps: float = 0.0
-    frames: int = 0
-    dropped_frames: int = 0
+    state: Name
+    fps: Number = 0.0
+    frames: Count = 0
+    dropped_frames: Count = 0
 
 
 class Status(Message, frozen=True, kw_only=True):
     """Retained; the Last Will publishes state=offline."""
 
-    schema: str = "facegate.status/1"
-    site: str
-    edge: str
+    schema: Text = "facegate.status/1"
+    site: Name
+    edge: Name
     state: Literal["online", "offline"]
-    software: str = ""
-    detector: str = ""
-    recognizer: str = ""
-    galleries: dict[str, int] = msgspec.field(default_factory=dict)
+    software: Text = ""
+    detector: Text = ""
+    recognizer: Text = ""
+    galleries: Galleries = msgspec.field(default_factory=dict)
 
 
 class Heartbeat(Message, frozen=True, kw_only=True):
-    schema: str = "facegate.heartbeat/1"
-    site: str
-    edge: str
-    uptime_s: float
-    cameras: dict[str, CameraState] = msgspec.field(default_factory=dict)
-    latency_ms_p50: float = 0.0
-    latency_ms_p95: float = 0.0
-    outbox_backlog: int = 0
-    outbox_unconfirmed: int = 0
-    cpu_percent: float = 0.0
-    gpu_percent: float | None = None
-    galleries: dict[str, int] = msgspec.field(default_factory=dict)
+    schema: Text = "facegate.heartbeat/1"
+    site: Name
+    edge: Name
+    uptime_s: Number
+    cameras: Annotated[dict[Name, CameraState], msgspec.Meta(max_length=MAX_ENTRIES)] = msgspec.field(
+        default_factory=dict
+    )
+    latency_ms_p50: Number = 0.0
+    latency_ms_p95: Number = 0.0
+    outbox_backlog: Count = 0
+    outbox_unconfirmed: Count = 0
+    cpu_percent: Number = 0.0
+    gpu_percent: Number | None = None
+    galleries: Galleries = msgspec.field(default_factory=dict)
 
 
 class Template(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,11 +171,23 @@ class GalleryChange(Message, frozen=True, kw_only=True):
     deleted_people: list[str] = msgspec.field(default_factory=list)
 
 
-class Receipt(Message, frozen=True, kw_only=True):
-    """Central's confirmation that these events are committed."""
+class RejectedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event central refused for good (dead-lettered): `reason` is the dead letter's reason."""
 
-    schema: str = "facegate.receipt/1"
-    event_ids: list[str]
+    id: Name
+    reason: Name
+
+
+class Receipt(Message, frozen=True, kw_only=True):
+    """Central's confirmation that these events are committed (`event_ids`) or refused for good
+    (`rejected`, since 1.1: the edge deletes them from its outbox and counts them; an edge older than
+    1.1 ignores the field and keeps resending those events, each resend dead-lettered again)."""
+
+    schema: Text = "facegate.receipt/1.1"
+    event_ids: Annotated[list[Name], msgspec.Meta(max_length=MAX_RECEIPT_IDS)]
+    rejected: Annotated[list[RejectedEvent], msgspec.Meta(max_length=MAX_RECEIPT_IDS)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class Command(Message, frozen=True, kw_only=True):
@@ -194,8 +251,9 @@ def _check_schema(schema: str, kind: type[msgspec.Struct]) -> None:
     expected = kind.__struct_defaults__[kind.__struct_fields__.index("schema")]
     family, _, version = str(expected).partition("/")
     their_family, _, their_version = schema.partition("/")
-    if their_family != family or their_version.split(".")[0] != version:
-        raise MessageError(f"expected schema {expected} (any minor version), got {schema!r}")
+    major = version.split(".")[0]
+    if their_family != family or their_version.split(".")[0] != major:
+        raise MessageError(f"expected schema {family}/{major} (any minor version), got {schema!r}")
 
 
 def embedding_bytes(vector: NDArray[np.float32]) -> bytes:

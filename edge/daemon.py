@@ -82,7 +82,12 @@ class EdgeDaemon:
         self.client = EdgeMqttClient(
             assembly.mqtt_settings(cfg), site=cfg.site, edge=cfg.edge, versions=self._versions
         )
-        self.publisher = Publisher(self.outbox, self.client, assembly.publisher_settings(cfg.outbox))
+        self.publisher = Publisher(
+            self.outbox,
+            self.client,
+            assembly.publisher_settings(cfg.outbox),
+            on_rejected=lambda reason, n: self.metrics.events_rejected.labels(reason=reason).inc(n),
+        )
         self.sync = GallerySync(
             dict(self.galleries),
             SnapshotFetcher(cfg.central.url, cfg.central.secret),

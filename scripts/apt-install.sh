@@ -22,8 +22,8 @@ if [ "$(id -u)" -ne 0 ]; then
     fi
     sudo=(sudo)
 fi
-say "installing $* with apt-get"
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+say "installing $* with apt-get (waiting up to 10 min for another apt to finish)"
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -q
 policy=/usr/sbin/policy-rc.d
 own_policy=0
 if [ ! -e "$policy" ]; then
@@ -32,7 +32,7 @@ if [ ! -e "$policy" ]; then
     own_policy=1
 fi
 status=0
-"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" || status=$?
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "$@" || status=$?
 if [ "$own_policy" -eq 1 ]; then
     "${sudo[@]}" rm -f "$policy"
 fi

@@ -97,6 +97,12 @@ async def find_credential(
     return str(kind), str(ident), str(scope), list(sites), str(stored)
 
 
+async def key_is_live(conn: AsyncConnection[Any], prefix: str) -> bool:
+    """Whether an API key with this prefix exists and is not revoked."""
+    sql = "SELECT 1 FROM api_keys WHERE prefix = %s AND revoked_at IS NULL"
+    return await (await conn.execute(sql, (prefix,))).fetchone() is not None
+
+
 async def touch_key(conn: AsyncConnection[Any], prefix: str) -> None:
     """Record that the key was just used (`last_used_at`)."""
     await conn.execute(_TOUCH_KEY, (prefix,))

@@ -50,12 +50,16 @@ class AuthService:
         self.rate_limit_per_s = rate_limit_per_s
         self.rate_limit_burst = rate_limit_burst
 
-    async def admit(self, authorization: str | None) -> Principal:
-        """The caller of an `Authorization` header value; AuthError (401) or TooManyRequests (429)."""
+    async def admit(self, authorization: str | None, client_ip: str | None = None) -> Principal:
+        """The caller of an `Authorization` header value sent from `client_ip`; AuthError (401) or
+        TooManyRequests (429: too many failed authentications, or the key's rate limit)."""
         try:
-            principal = await self.authenticator.authenticate(authorization)
+            principal = await self.authenticator.authenticate(authorization, client_ip)
         except AuthError as err:
             self.metrics.auth_failures.labels(err.reason).inc()
+            raise
+        except TooManyRequests as err:
+            self.metrics.auth_failures.labels(err.code).inc()
             raise
         decision = await anyio.to_thread.run_sync(self.limiter.hit, rate_key(principal), time.time())
         if not decision.allowed:

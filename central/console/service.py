@@ -49,13 +49,14 @@ class ConsoleService:
 
     async def verify_key(self, key: str, client_ip: str | None) -> Principal:
         """The principal of an API key typed into the sign-in form by `client_ip`; AuthError (401) or
-        TooManyRequests (429) otherwise. The one call sign-in makes to check a key: the API's
-        failed-authentication limit per client address belongs here, before the key is hashed."""
+        TooManyRequests (429) otherwise. The one call sign-in makes to check a key: through the API's
+        own `admit`, so failed sign-ins count against the same failed-authentication limit
+        (central/auth/authlimit.py), checked before any key hashing runs."""
         key = key.strip()
         try:
             if not key.startswith(KEY_TAG + "_") or len(key) > MAX_KEY_CHARS:
                 raise AuthError("malformed_credential", "paste a whole API key (fg_<prefix>_<secret>)")
-            principal = await self.auth.admit(f"Bearer {key}")
+            principal = await self.auth.admit(f"Bearer {key}", client_ip)  # the failed-attempt limit
             if principal.kind != "key":
                 raise AuthError("key_required", "sign in with an API key, not an edge credential")
         except AuthError as err:

@@ -1,15 +1,18 @@
-"""Operations routes at the root: /health (process up), /ready (dependencies), /metrics, /files (signed).
+"""Operations routes at the root: /health (process up), /ready (dependencies), /ready/ingest (event
+ingest moving; not part of /ready, so one poison edge never takes the HTTP API out of a load balancer),
+/metrics, /files (signed).
 
 None of them needs a credential: /health and /ready are for load balancers, /metrics for Prometheus
-(restrict it at the proxy), /files URLs carry their own signature and expiry. What they check and serve
-comes from central/http/operations.py (the `operations` dependency).
+(refused by the proxies; with FACEGATE_METRICS_PORT set, served on that internal port only, which
+serves nothing but /metrics, /health and /ready), /files URLs carry their own signature and expiry.
+What they check and serve comes from central/http/operations.py (the `operations` dependency).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
@@ -35,9 +38,19 @@ async def ready(operations: NamedDependency[Operations]) -> Response[dict[str, A
     )
 
 
+@get("/ready/ingest", tags=["operations"], sync_to_thread=False)
+def ready_ingest(operations: NamedDependency[Operations]) -> Response[dict[str, Any]]:
+    """503 while event messages have waited FACEGATE_INGEST_STALL_S with nothing acknowledged. For
+    alerting and dashboards, not for load balancers (`/ready` does not include it)."""
+    body = operations.ingest_health()
+    return Response(body, status_code=503 if body["status"] == "stalled" else 200)
+
+
 @get("/metrics", tags=["operations"], sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
-def metrics(operations: NamedDependency[Operations]) -> Response[bytes]:
-    """Prometheus metrics of this replica."""
+def metrics(request: Request[Any, Any, Any], operations: NamedDependency[Operations]) -> Response[bytes]:
+    """Prometheus metrics of this replica (only on FACEGATE_METRICS_PORT when that is set)."""
+    if not operations.serves_metrics(request.scope.get("server")):
+        raise NotFoundException()
     return Response(operations.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from central.ingest import repository as repo
+from central.ingest.isolation import refused_for_good, transient
 from central.ingest.validate import MALFORMED, Accepted, IngestEvent, Rejected
 from central.storage import ObjectStore, crop_key
 
@@ -40,6 +41,15 @@ class Committed:
     erased: set[UUID] = field(default_factory=set)
     crops: dict[UUID, str] = field(default_factory=dict)
     dead: list[Rejected] = field(default_factory=list)
+
+    def merge(self, other: Committed) -> Committed:
+        """What two halves of a split batch committed, as one."""
+        return Committed(
+            rows=[*self.rows, *other.rows],
+            erased=self.erased | other.erased,
+            crops={**self.crops, **other.crops},
+            dead=[*self.dead, *other.dead],
+        )
 
 
 async def store_crops(
@@ -111,13 +121,20 @@ async def _insert(
     try:
         async with conn.transaction():
             return await repo.insert_events(conn, [a.event for a in accepted], crops, erased_ids)
-    except (psycopg.DataError, psycopg.IntegrityError) as err:
+    except psycopg.Error as err:
+        if transient(err):
+            raise
         log.warning("ingest_batch_refused", extra={"error": str(err)[:200], "events": len(accepted)})
     inserted: set[UUID] = set()
     for item in accepted:
         try:
             async with conn.transaction():
                 inserted |= await repo.insert_events(conn, [item.event], crops, erased_ids)
-        except (psycopg.DataError, psycopg.IntegrityError) as err:
-            result.dead.append(Rejected(item.message, MALFORMED, str(err)[:500]))
+        except psycopg.Error as err:
+            if transient(err):
+                raise
+            event = item.event
+            certain = refused_for_good(err)  # PostgreSQL refused its values: tell the edge
+            origin, event_id = ((event.site, event.edge), str(event.id)) if certain else (None, None)
+            result.dead.append(Rejected(item.message, MALFORMED, str(err)[:500], origin, event_id))
     return inserted

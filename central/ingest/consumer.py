@@ -10,11 +10,15 @@ the broker sends at most `Receive Maximum` unacknowledged ones, which bounds the
    (batch.py);
 3. acknowledge every message of the batch (dead letters too: they must not come back forever);
 4. publish one Receipt per edge naming every committed event id of that edge in the batch (duplicates
-   too: the edge deletes its outbox rows on it), then hand the new events to the live fan-out.
+   too: the edge deletes its outbox rows on it) and every event of it refused for good (`rejected`),
+   then hand the new events to the live fan-out.
 
-PostgreSQL or object storage failing: the batch is kept, nothing is acknowledged, and the step is retried
-with a growing delay (jittered, capped). Stopping cancels the consumer; unacknowledged messages stay with
-the broker's session and come again on the next connect (inserts are idempotent on the event id).
+PostgreSQL or object storage failing (central/ingest/isolation.py `transient`): the batch is kept,
+nothing is acknowledged, and the step is retried with a growing delay (jittered, capped). Any other
+error is one message's: the batch is split in halves, down to the message that fails alone, which is
+dead-lettered; the rest is stored and acknowledged. Stopping cancels the consumer; unacknowledged
+messages stay with the broker's session and come again on the next connect (inserts are idempotent on
+the event id). `progress` (central/ingest/progress.py) tells when messages wait and nothing completes.
 """
 
 from __future__ import annotations
@@ -29,19 +33,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-import psycopg
-from psycopg_pool import PoolTimeout
 
 from central.db.pool import AsyncPool
 from central.events.schemas import EventRead
 from central.ingest.batch import Committed, commit, store_crops
+from central.ingest.isolation import describe, refused_for_good, transient
+from central.ingest.progress import Progress
 from central.ingest.registry import EdgeRegistry
-from central.ingest.validate import Accepted, Checker, Rejected, unknown
+from central.ingest.validate import MALFORMED, REJECTABLE, Accepted, Checker, Rejected, unknown
 from central.metrics import Metrics
 from central.settings import CentralSettings
-from central.storage import ObjectStore, StorageError
+from central.storage import ObjectStore
 from common.backoff import Backoff
-from common.messages import Receipt, encode
+from common.messages import Receipt, RejectedEvent, encode
 from common.mqtt.aio import AsyncMqttClient
 from common.mqtt.errors import MqttError
 from common.mqtt.incoming import Incoming
@@ -50,7 +54,6 @@ from common.topics import edge_topic
 
 log = logging.getLogger("central.ingest")
 EVENTS_FILTER = "facegate/v1/+/+/events"
-RETRYABLE = (psycopg.Error, PoolTimeout, StorageError, OSError)
 
 OnCommit = Callable[[list[dict[str, Any]]], Awaitable[None]]
 """Receives the newly stored events (EventRead as JSON-ready dicts) after each commit: live fan-out."""
@@ -65,6 +68,7 @@ class IngestSettings:
     retry_min_s: float = 0.5
     retry_max_s: float = 30.0
     parallel: int = 2  # batches stored at once (each on its own connection)
+    stall_s: float = 60.0  # messages waiting this long with nothing acknowledged: stalled
 
 
 class Ingest:
@@ -90,6 +94,9 @@ class Ingest:
         self._backoff = Backoff(settings.retry_min_s, settings.retry_max_s)
         self._task: asyncio.Task[None] | None = None
         self._committing: set[asyncio.Task[None]] = set()
+        self.progress = Progress(settings.stall_s)
+        metrics.ingest_waiting.set_function(lambda: self.progress.waiting)
+        metrics.ingest_stalled.set_function(self.progress.stalled_for)
 
     def start(self) -> asyncio.Task[None]:
         self.mqtt.subscribe(EVENTS_FILTER, self._on_message, qos=1, shared=True, manual_ack=True)
@@ -106,6 +113,7 @@ class Ingest:
     def _on_message(self, message: Incoming) -> None:
         queue = self._queue
         queue.append(message)
+        self.progress.received()
         if len(queue) >= self._wanted:  # wake the collector only when it can act: not per message
             self._arrived.set()
 
@@ -152,9 +160,11 @@ class Ingest:
         accepted, rejected = self._check(batch)
         while True:
             try:
-                committed, stored = await self._store(accepted, rejected)
+                committed, stored = await self._isolated(accepted, rejected)
                 break
-            except RETRYABLE as err:
+            except Exception as err:
+                if not transient(err):
+                    raise
                 self.retries += 1
                 delay = self._backoff.next()
                 log.warning(
@@ -164,17 +174,59 @@ class Ingest:
                 await asyncio.sleep(delay)
         self._backoff.reset()
         self.mqtt.ack_all(batch)
+        self.progress.done(len(batch))
         self._count(committed, stored)
-        self._send_receipts(stored)
+        self._send_receipts(stored, committed.dead)
         if self.on_commit is not None and committed.rows:
             await self.on_commit(_event_dicts(committed))
+
+    async def _isolated(
+        self, accepted: list[Accepted], rejected: list[Rejected]
+    ) -> tuple[Committed, list[Accepted]]:
+        """`_store`, splitting the batch in halves on an error that is not transient, down to the single
+        message that fails, which is dead-lettered. Raises the transient errors (the caller retries)."""
+        try:
+            return await self._store(accepted, rejected)
+        except Exception as err:
+            if transient(err):
+                raise
+            if len(accepted) > 1:
+                log.warning("ingest_batch_split", extra={"error": describe(err), "events": len(accepted)})
+                half = len(accepted) // 2
+                first, first_stored = await self._isolated(accepted[:half], rejected)
+                second, second_stored = await self._isolated(accepted[half:], [])
+                return first.merge(second), [*first_stored, *second_stored]
+            certain = refused_for_good(err)  # else the edge is not told: it resends, bounded by the cap
+            refused = [
+                Rejected(
+                    a.message,
+                    MALFORMED,
+                    describe(err),
+                    (a.event.site, a.event.edge) if certain else None,
+                    str(a.event.id) if certain else None,
+                )
+                for a in accepted
+            ]
+            return await self._dead_only([*rejected, *refused]), []
+
+    async def _dead_only(self, dead: list[Rejected]) -> Committed:
+        """Store dead letters alone; if even that fails for a reason that is not transient, they are
+        logged and counted without a row (acknowledged all the same: nothing may block ingest)."""
+        try:
+            committed, _ = await self._store([], dead)
+        except Exception as err:
+            if transient(err):
+                raise
+            log.error("ingest_dead_letters_unstored", extra={"error": describe(err), "messages": len(dead)})
+            return Committed(dead=dead)
+        return committed
 
     def _check(self, batch: list[Incoming]) -> tuple[list[Accepted], list[Rejected]]:
         accepted: list[Accepted] = []
         rejected: list[Rejected] = []
         check = self._checker.check
         for message in batch:
-            result = check(message)
+            result = check(message)  # never raises: any error is that message's dead letter
             if isinstance(result, Accepted):
                 accepted.append(result)
             else:
@@ -185,7 +237,7 @@ class Ingest:
         self, accepted: list[Accepted], rejected: list[Rejected]
     ) -> tuple[Committed, list[Accepted]]:
         """Check the edges are registered, store the crops, commit; returns what was committed and the
-        events committed (new or duplicate). Raises the RETRYABLE errors."""
+        events committed (new or duplicate). Raises what failed (the caller retries or splits)."""
         accepted = list(accepted)
         async with self.pool.connection() as conn:
             edges = {(a.event.site, a.event.edge) for a in accepted}
@@ -231,18 +283,25 @@ class Ingest:
         for reason, count in per_reason.items():
             metrics.dead_letters.labels(reason=reason).inc(count)
 
-    def _send_receipts(self, accepted: list[Accepted]) -> None:
-        """One Receipt per edge naming all its committed ids (new and duplicate), each once. Queued
+    def _send_receipts(self, accepted: list[Accepted], dead: list[Rejected]) -> None:
+        """One Receipt per edge naming all its committed ids (new and duplicate), each once, and its
+        events refused for good (`rejected`: REJECTABLE dead letters naming an event id). Queued
         without waiting for the broker's PUBACK: waiting would stall the next batch behind the backlog
         the broker is sending, and a lost receipt is repaired by the edge, which resends the events
         after its timeout (they are receipted then)."""
         per_edge: dict[tuple[str, str], dict[str, None]] = {}
+        refused: dict[tuple[str, str], dict[str, str]] = {}
         for item in accepted:
             per_edge.setdefault((item.event.site, item.event.edge), {})[str(item.event.id)] = None
-        for (site, edge), ids in per_edge.items():
+        for letter in dead:
+            if letter.origin is not None and letter.event_id is not None and letter.reason in REJECTABLE:
+                refused.setdefault(letter.origin, {})[letter.event_id] = letter.reason
+        for site, edge in {**per_edge, **refused}:
+            ids = list(per_edge.get((site, edge), {}))
+            rejected = [RejectedEvent(id=i, reason=r) for i, r in refused.get((site, edge), {}).items()]
             try:
                 self.mqtt.publish_nowait(
-                    edge_topic(site, edge, "receipts"), encode(Receipt(event_ids=list(ids)))
+                    edge_topic(site, edge, "receipts"), encode(Receipt(event_ids=ids, rejected=rejected))
                 )
             except MqttError as err:
                 log.warning("ingest_receipt_failed", extra={"site": site, "edge": edge, "error": str(err)})
@@ -288,4 +347,5 @@ def ingest_settings(settings: CentralSettings) -> IngestSettings:
         max_crop_bytes=settings.ingest_max_crop_bytes,
         edge_cache_s=settings.ingest_edge_cache_s,
         retry_max_s=settings.ingest_retry_max_s,
+        stall_s=settings.ingest_stall_s,
     )

@@ -24,16 +24,16 @@ from collections import deque
 from typing import Any
 
 import msgspec
-import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from psycopg_pool import PoolTimeout
 
 from central.db.pool import AsyncPool
+from central.http.request import json_too_deep
 from central.ingest import repository as repo
+from central.ingest.isolation import describe, transient
 from central.ingest.validate import MALFORMED, TOPIC_MISMATCH, UNKNOWN_EDGE, Rejected
 from central.metrics import Metrics
-from common.messages import Heartbeat, MessageError, Status, decode
+from common.messages import MAX_MESSAGE_DEPTH, Heartbeat, MessageError, Status, decode
 from common.mqtt.aio import AsyncMqttClient
 from common.mqtt.incoming import Incoming
 from common.mqtt.payload import truncate
@@ -93,7 +93,9 @@ class FleetState:
                     dead = [d for m in batch if (d := await _apply_one(conn, m)) is not None]
                     await repo.write_dead_letters(conn, dead)
                 break
-            except (psycopg.OperationalError, PoolTimeout, OSError) as err:
+            except Exception as err:
+                if not transient(err):
+                    raise
                 log.warning("fleet_state_retry", extra={"error": str(err)[:300], "messages": len(batch)})
                 await asyncio.sleep(RETRY_S)
         self.updated += len(batch) - len(dead)
@@ -110,12 +112,15 @@ class FleetState:
 
 
 async def _apply_one(conn: AsyncConnection[Any], message: Incoming) -> Rejected | None:
-    """`apply` in a savepoint: a value PostgreSQL refuses dead-letters this message only."""
+    """`apply` in a savepoint: any error but a dependency failing (central/ingest/isolation.py)
+    dead-letters this message only."""
     try:
         async with conn.transaction():
             return await apply(conn, message)
-    except (psycopg.DataError, psycopg.IntegrityError) as err:
-        return Rejected(message, MALFORMED, str(err)[:500])
+    except Exception as err:
+        if transient(err):
+            raise
+        return Rejected(message, MALFORMED, describe(err))
 
 
 async def apply(conn: AsyncConnection[Any], message: Incoming) -> Rejected | None:
@@ -127,6 +132,8 @@ async def apply(conn: AsyncConnection[Any], message: Incoming) -> Rejected | Non
         return Rejected(message, TOPIC_MISMATCH, str(err))
     if not message.payload:  # a cleared retained status
         return None
+    if json_too_deep(message.payload, MAX_MESSAGE_DEPTH):
+        return Rejected(message, MALFORMED, f"nested more than {MAX_MESSAGE_DEPTH} levels deep")
     try:
         decoded = decode(message.payload, kind)
     except MessageError as err:

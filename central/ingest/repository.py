@@ -17,6 +17,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from central.ingest.validate import IngestEvent, Rejected
+from common.topics import TopicError, parse_topic
 
 DEAD_LETTER_MAX_BYTES = 64 * 1024
 
@@ -65,17 +66,33 @@ async def insert_events(
 
 
 async def write_dead_letters(conn: AsyncConnection[Any], dead: Sequence[Rejected]) -> None:
-    """One row per refused message: topic, payload (first 64 KiB), its full size, the reason."""
+    """One row per refused message: topic, payload (first 64 KiB), its full size, the reason, and the
+    edge it came from (its topic's site and edge, for the cap per edge)."""
     if not dead:
         return
     async with conn.cursor() as cur:
         await cur.executemany(
-            "INSERT INTO dead_letters (topic, payload, payload_size, reason) VALUES (%s, %s, %s, %s)",
+            "INSERT INTO dead_letters (topic, payload, payload_size, reason, site_id, edge_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
             [
-                (d.message.topic, d.message.payload[:DEAD_LETTER_MAX_BYTES], len(d.message.payload), d.reason)
+                (
+                    d.message.topic,
+                    d.message.payload[:DEAD_LETTER_MAX_BYTES],
+                    len(d.message.payload),
+                    d.reason,
+                    *(d.origin or _origin(d.message.topic)),
+                )
                 for d in dead
             ],
         )
+
+
+def _origin(topic: str) -> tuple[str | None, str | None]:
+    try:
+        parsed = parse_topic(topic)
+    except TopicError:
+        return None, None
+    return parsed.site, parsed.edge
 
 
 async def existing_ids(conn: AsyncConnection[Any], ids: list[UUID]) -> set[UUID]:

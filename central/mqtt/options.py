@@ -56,6 +56,8 @@ def mqtt_settings(settings: CentralSettings) -> MqttSettings:
         shared_group=group,
         backoff_min_s=settings.mqtt_backoff_min_s,
         backoff_max_s=settings.mqtt_backoff_max_s,
+        refused_backoff_min_s=settings.mqtt_refused_backoff_min_s,
+        refused_backoff_max_s=settings.mqtt_refused_backoff_max_s,
         publish_timeout_s=settings.mqtt_publish_timeout_s,
     )
 

@@ -46,8 +46,13 @@ class AsyncMqttClient:
         return self._client.counters.connects
 
     @property
-    def fatal_error(self) -> LoginRefusedError | None:
-        return self._client.fatal_error
+    def login_error(self) -> LoginRefusedError | None:
+        """The last refused login (retried with a long backoff); None once a login succeeds."""
+        return self._client.login_error
+
+    @property
+    def logins_refused(self) -> int:
+        return self._client.counters.logins_refused
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -59,7 +64,7 @@ class AsyncMqttClient:
         await asyncio.to_thread(self._client.stop)
 
     async def wait_connected(self, timeout: float) -> bool:
-        """True once connected; False after `timeout` or after a refused login."""
+        """True once connected; False after `timeout` or when a login is refused meanwhile."""
         return await asyncio.to_thread(self._client.wait_connected, timeout)
 
     def subscribe(

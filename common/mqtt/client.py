@@ -9,8 +9,11 @@
   exponential backoff and jitter (`common.backoff`).
 - On every connect: the settings' `first` messages (the edge's retained online status) before anything
   else may be published, then every remembered subscription again.
-- A refused login (bad user name or password, not authorized) stops reconnecting: `fatal_error` says
-  why. Other failures back off and retry.
+- A refused login (bad user name or password, not authorized) is retried with a long backoff of its own
+  (`refused_backoff_min_s`..`refused_backoff_max_s`, default 30 s .. 5 min: a broker whose password file
+  is being fixed or reloaded lets the client in again without a restart, and a wrong password does not
+  hammer the broker); `login_error` says why until a login succeeds, `counters.logins_refused` counts
+  the refusals (central's and the edge's metrics and alerts). Other failures back off and retry.
 - Received messages go to the handlers whose filter matches, through `dispatch`: on the network thread
   by default, or onto an asyncio loop (`common.mqtt.aio.AsyncMqttClient`). A handler raising
   `MessageError` is a malformed message: logged with a truncated payload and counted, never fatal.
@@ -67,10 +70,11 @@ class MqttCounters:
     malformed: int = 0
     handler_errors: int = 0
     loop_errors: int = 0
+    logins_refused: int = 0
 
 
 class MqttClient:
-    """`start()` connects in a background thread and keeps reconnecting until `stop()` or a refused login.
+    """`start()` connects in a background thread and keeps reconnecting until `stop()`.
 
     `first`: the messages to publish on every connect before any other (read at each connect);
     `dispatch`: how a handler runs (default: at once, on the network thread, errors isolated);
@@ -86,7 +90,8 @@ class MqttClient:
     ) -> None:
         self.settings = settings
         self.counters = MqttCounters()
-        self.fatal_error: LoginRefusedError | None = None
+        self.login_error: LoginRefusedError | None = None
+        """The last refused login; None once a login succeeds."""
         self._first = first
         self._dispatch = dispatch or self.run_handler
         self._fields = {"broker": settings.broker, "client_id": settings.client_id, **(log_fields or {})}
@@ -99,6 +104,7 @@ class MqttClient:
         self._subscriptions = Subscriptions()
         self._stopping = threading.Event()
         self._backoff = Backoff(settings.backoff_min_s, settings.backoff_max_s)
+        self._refused_backoff = Backoff(settings.refused_backoff_min_s, settings.refused_backoff_max_s)
         self._thread: threading.Thread | None = None
         self._paho = self._make_paho(settings)
 
@@ -128,10 +134,12 @@ class MqttClient:
         self._fail_deliveries("the client stopped")
 
     def wait_connected(self, timeout: float) -> bool:
-        """True once connected; False after `timeout`, on stop() or after a refused login."""
+        """True once connected; False after `timeout`, on stop() or when a login is refused meanwhile."""
         with self._changed:
+            refused = self.counters.logins_refused
             self._changed.wait_for(
-                lambda: self._connected or self.fatal_error is not None or self._stopping.is_set(), timeout
+                lambda: self._connected or self.counters.logins_refused > refused or self._stopping.is_set(),
+                timeout,
             )
             return self._connected
 
@@ -268,14 +276,15 @@ class MqttClient:
         # makes publish/subscribe/ack from any thread only queue and wake the loop: this thread alone
         # writes.
         self._paho._thread = threading.current_thread()
-        while not self._stopping.is_set() and self.fatal_error is None:
+        while not self._stopping.is_set():
             try:
                 self._connect_and_loop()
             except Exception:  # the top of the network thread: log, count, reconnect
                 log.exception("mqtt_loop_failed", extra=self._fields)
                 self.counters.loop_errors += 1
-            if self.fatal_error is None and not self._stopping.is_set():
-                self._stopping.wait(self._backoff.next())
+            if not self._stopping.is_set():
+                refused = self.login_error is not None
+                self._stopping.wait(self._refused_backoff.next() if refused else self._backoff.next())
 
     def _connect_and_loop(self) -> None:
         settings = self.settings
@@ -339,6 +348,12 @@ class MqttClient:
             subscriptions = self._subscriptions.all()
             self._changed.notify_all()
         self._backoff.reset()
+        self._refused_backoff.reset()
+        if self.login_error is not None:
+            log.info(
+                "mqtt_login_accepted", extra={**self._fields, "refused_before": self.login_error.refusals}
+            )
+            self.login_error = None
         log.info(
             "mqtt_connected",
             extra={**self._fields, "session_present": flags.session_present, "connection": self._generation},
@@ -350,11 +365,15 @@ class MqttClient:
         if reason.value not in LOGIN_REFUSED:
             log.warning("mqtt_connect_refused", extra={**self._fields, "reason": str(reason)})
             return
-        self.fatal_error = LoginRefusedError(
+        self.counters.logins_refused += 1
+        refusals = self.login_error.refusals + 1 if self.login_error is not None else 1
+        self.login_error = LoginRefusedError(
             f"broker {self.settings.broker} refused the login of user {self.settings.username!r} ({reason}); "
-            "check the MQTT user name and password and the broker's password file; not retrying"
+            "check the MQTT user name and password and the broker's password file; retrying every "
+            f"{self.settings.refused_backoff_min_s:g} to {self.settings.refused_backoff_max_s:g} s",
+            refusals=refusals,
         )
-        log.error("mqtt_login_refused", extra={**self._fields, "error": str(self.fatal_error)})
+        log.error("mqtt_login_refused", extra={**self._fields, "error": str(self.login_error)})
         with self._changed:
             self._changed.notify_all()
 

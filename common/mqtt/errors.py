@@ -14,7 +14,11 @@ class NotConnectedError(MqttError):
 
 
 class LoginRefusedError(MqttError):
-    """The broker refused the credentials; the client stopped reconnecting."""
+    """The broker refused the credentials; the client retries with a long backoff. `refusals`: in a row."""
+
+    def __init__(self, message: str, *, refusals: int = 1) -> None:
+        super().__init__(message)
+        self.refusals = refusals
 
 
 class PublishTimeoutError(MqttError):

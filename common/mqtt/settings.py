@@ -51,6 +51,8 @@ class MqttSettings:
     shared_group: str = ""  # subscriptions made with shared=True go through $share/<group>/ when set
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
+    refused_backoff_min_s: float = 30.0  # a refused login is retried this long after, growing ...
+    refused_backoff_max_s: float = 300.0  # ... up to this (jittered)
     max_inflight: int | None = None  # QoS 1 publishes awaiting PUBACK at once (None: paho's 20)
     max_queued: int | None = None  # paho's own queue (in flight + waiting); full: publish refused
     connect_timeout_s: float = 5.0

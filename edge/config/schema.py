@@ -71,11 +71,37 @@ class CentralSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return list(masked_fields(self, "secret"))
 
 
+class MotionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Motion gating (edge/camera/motion.py): the detector runs only on frames where something moved, or while
+    a track is alive. `motion: off` (or false) on a camera keeps every frame going through the detector."""
+
+    enabled: bool = True
+    width: Annotated[int, msgspec.Meta(ge=32, le=640)] = 160  # width of the grey copy compared, in pixels
+    threshold: Annotated[int, msgspec.Meta(ge=1, le=255)] = 25  # grey-level change that counts
+    min_area: Fraction = 0.002  # smallest changed region, as a share of the frame (smaller ones are noise)
+    padding: Fraction = 0.15  # the moved region grows by this share of its size on every side
+    min_region: Fraction = 0.3  # ... and to at least this share of the frame's shorter side
+    widespread: Fraction = 0.5  # a region covering more than this share of the frame: detect on all of it
+    lighting: Fraction = 0.6  # more changed at once: a lighting change, re-learn, no detection
+    alpha: Annotated[float, msgspec.Meta(gt=0.0, le=1.0)] = 0.05  # how fast the background learns each frame
+
+
+MotionOption = MotionSettings | bool  # `motion: off` in YAML is false
+
+
+def motion_settings(option: MotionOption) -> MotionSettings:
+    """The settings a camera's `motion` field stands for (true: the defaults; false: off)."""
+    if isinstance(option, MotionSettings):
+        return option
+    return MotionSettings(enabled=option)
+
+
 class CameraDefaults(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Values for every camera that does not set them (a profile's way to tune cameras it cannot list)."""
 
     fps_cap: FpsCap = 5.0
     detect_size: DetectSize | None = None
+    motion: MotionOption = True
 
 
 class Camera(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -90,6 +116,7 @@ class Camera(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     detect_size: DetectSize | None = None  # None: pipeline.detection.detect_size; 0: the full frame
     roi: tuple[Fraction, Fraction, Fraction, Fraction] | None = None  # [x, y, w, h], fractions of the frame
     enabled: bool = True
+    motion: MotionOption = True  # true: gating with the defaults; off/false: every frame; or MotionSettings
 
 
 class Thresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

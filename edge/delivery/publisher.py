@@ -7,7 +7,10 @@ After every (re)connect all sent, unconfirmed rows are made due at once: the bro
 (a crash before it saved them) and resending them before anything newer keeps each camera's order.
 
 Receipts (`facegate/v1/{site}/{edge}/receipts`) arrive on the MQTT thread; their ids are queued and
-confirmed (deleted) by the worker, so no SQLite write ever blocks the network loop.
+confirmed (deleted) by the worker, so no SQLite write ever blocks the network loop. A receipt's
+`rejected` entries (facegate.receipt/1.1) are events central refused for good (dead-lettered): they are
+deleted the same way, counted per reason (`rejected`, and `on_rejected` for the daemon's metric
+facegate_edge_events_rejected_total) and logged; resending them could never succeed.
 
 Start the client, then the publisher; stop the publisher (it finishes its batch), then the client.
 """
@@ -21,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from common.messages import Heartbeat, Receipt, decode, encode
+from common.messages import Heartbeat, Receipt, RejectedEvent, decode, encode
 from common.mqtt.delivery import Delivery
 from common.mqtt.errors import MqttError
 from common.mqtt.incoming import Incoming
@@ -30,6 +33,8 @@ from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
+REJECT_REASONS = frozenset({"malformed", "topic_mismatch"})
+"""Reasons counted by name; any other a newer central sends is counted as `other`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +48,20 @@ class Publisher:
     """start() subscribes to the receipts and starts the worker; stop() joins it. Counters are plain ints."""
 
     def __init__(
-        self, outbox: Outbox, client: EdgeMqttClient, settings: PublisherSettings | None = None
+        self,
+        outbox: Outbox,
+        client: EdgeMqttClient,
+        settings: PublisherSettings | None = None,
+        on_rejected: Callable[[str, int], None] | None = None,
     ) -> None:
         self.outbox, self.client = outbox, client
         self.settings = settings or PublisherSettings()
+        self.on_rejected = on_rejected
         self.receipts_topic = edge_topic(client.site, client.edge, "receipts")
         self.published = self.acknowledged = self.confirmed = self.errors = 0
-        self._receipts: queue.SimpleQueue[list[str]] = queue.SimpleQueue()
+        self.rejected: dict[str, int] = {}
+        """Events central refused for good and the outbox deleted, per reason (cumulative)."""
+        self._receipts: queue.SimpleQueue[Receipt] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._generation = 0
@@ -70,9 +82,7 @@ class Publisher:
         self._wake.set()
 
     def _on_receipt(self, message: Incoming) -> None:
-        self._receipts.put(
-            decode(message.payload, Receipt).event_ids
-        )  # a MessageError is counted by the client
+        self._receipts.put(decode(message.payload, Receipt))  # a MessageError is counted by the client
         self._wake.set()
 
     def _run(self) -> None:
@@ -117,13 +127,36 @@ class Publisher:
 
     def _apply_receipts(self) -> None:
         ids: list[str] = []
+        rejected: list[RejectedEvent] = []
         while True:
             try:
-                ids += self._receipts.get_nowait()
+                receipt = self._receipts.get_nowait()
             except queue.Empty:
                 break
+            ids += receipt.event_ids
+            rejected += receipt.rejected
         if ids:
             self.confirmed += self.outbox.confirm(ids)
+        if rejected:
+            self._reject(rejected)
+
+    def _reject(self, rejected: list[RejectedEvent]) -> None:
+        """Delete the events central refused for good; count those that were still in the outbox."""
+        per_reason: dict[str, list[str]] = {}
+        for item in rejected:
+            reason = item.reason if item.reason in REJECT_REASONS else "other"
+            per_reason.setdefault(reason, []).append(item.id)
+        for reason, ids in per_reason.items():
+            deleted = self.outbox.confirm(ids)
+            if not deleted:
+                continue
+            self.rejected[reason] = self.rejected.get(reason, 0) + deleted
+            if self.on_rejected is not None:
+                self.on_rejected(reason, deleted)
+            log.warning(
+                "outbox_events_rejected",
+                extra={"edge": self.client.edge, "reason": reason, "events": deleted, "first": ids[0]},
+            )
 
     def _sleep(self, seconds: float) -> None:
         if self._wake.wait(seconds):

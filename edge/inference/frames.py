@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 import numpy as np
 
 from common.messages import Event, encode
+from common.pipeline.face import Detection, Face
 from common.pipeline.pipeline import FacePipeline, Timings
 from common.topics import edge_topic
+from edge.camera.motion import Box, MotionDetector
 from edge.camera.sources import Frame
-from edge.config.schema import Camera
+from edge.config.schema import Camera, motion_settings
 from edge.delivery.outbox import Outbox
 from edge.delivery.sequence import Sequences
 from edge.gallery.matcher import Match, Matcher
@@ -49,6 +51,14 @@ def best_match(
     return best
 
 
+def shifted(detection: Detection, dx: float, dy: float) -> Detection:
+    """A detection made on a region of the image, in the whole image's pixels."""
+    box = detection.box.copy()
+    box[:2] += np.array([dx, dy], dtype=np.float32)
+    landmarks = detection.landmarks + np.array([dx, dy], dtype=np.float32)
+    return Detection(box, landmarks.astype(np.float32), detection.score)
+
+
 class FrameProcessor:
     """Runs frames of one camera: detect, embed, match, track, write events to the outbox."""
 
@@ -70,13 +80,17 @@ class FrameProcessor:
         self.topic = edge_topic(site, edge, "events")
         self.person_gallery: dict[str, GalleryMatcher] = {}  # where each person was last matched
         self.recent: deque[tuple[float, float]] = deque(maxlen=300)  # (done at, capture-to-done seconds)
+        settings = motion_settings(camera.motion)
+        self.motion = MotionDetector(settings) if settings.enabled else None
+        self.moved: deque[bool] = deque(maxlen=100)  # whether each of the last frames had motion
+        self.seen = False  # whether the last frame detected had a face
 
     def process(self, frame: Frame, matchers: list[GalleryMatcher]) -> list[Event]:
         """The events this frame caused, already durable in the outbox."""
         cam, m = self.camera.id, self.metrics
         image, offset = self._roi(frame.image)
         timings = Timings()
-        faces = self.pipeline.process(image, self.camera.detect_size, timings=timings)
+        faces = self._faces(image, timings)
         for stage, seconds in timings.seconds.items():
             m.stage_latency.labels(camera=cam, stage=stage).observe(seconds)
         started = time.perf_counter()
@@ -100,6 +114,48 @@ class FrameProcessor:
         m.frame_latency.labels(camera=cam).observe(max(0.0, done - frame.monotonic))
         self.recent.append((done, max(0.0, done - frame.monotonic)))
         return [e for e in events if e is not None]
+
+    def _faces(self, image: np.ndarray, timings: Timings) -> list[Face]:
+        """Detect where motion says (everywhere while a track is alive or gating is off), then align, gate
+        and embed on the full-resolution image."""
+        region = self._detect_region(image)
+        if region is None:
+            self.metrics.frames_gated.labels(camera=self.camera.id).inc()
+            self.seen = False
+            return []
+        height, width = image.shape[:2]
+        whole = region == (0, 0, width, height)
+        self.metrics.detection_runs.labels(camera=self.camera.id, region="frame" if whole else "motion").inc()
+        if whole:
+            faces = self.pipeline.process(image, self.camera.detect_size, timings=timings)
+        else:
+            x, y, w, h = region
+            timings.start()
+            moved = np.ascontiguousarray(image[y : y + h, x : x + w])
+            found = self.pipeline.detect(moved, self.camera.detect_size)
+            timings.lap("detect")
+            faces = self.pipeline.faces(image, [shifted(d, x, y) for d in found], timings=timings)
+        self.seen = bool(faces)
+        return faces
+
+    def _detect_region(self, image: np.ndarray) -> Box | None:
+        """Where to run the detector on this frame; None: nowhere. The whole frame while a face is being
+        tracked (found on the last frame detected), so a person standing still keeps their track; a track
+        whose face was not found last time waits for its timeout without forcing the detector."""
+        height, width = image.shape[:2]
+        if self.motion is None:
+            return 0, 0, width, height
+        motion = self.motion.update(image)
+        self.moved.append(motion.moved)
+        if self.seen and self.tracker.tracks:
+            return 0, 0, width, height
+        return motion.box
+
+    def motion_share(self) -> float | None:
+        """The share of recent frames with motion; None when gating is off or nothing was seen yet."""
+        if self.motion is None or not self.moved:
+            return None
+        return sum(self.moved) / len(self.moved)
 
     def fps(self, window_s: float = 10.0) -> float:
         """Frames processed per second over the last `window_s` seconds."""

@@ -59,6 +59,18 @@ class EdgeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.frames_gated = Counter(
+            "facegate_edge_frames_gated",
+            "Frames not given to the detector: nothing moved",
+            ["camera"],
+            registry=r,
+        )
+        self.detection_runs = Counter(
+            "facegate_edge_detection_runs",
+            "Detector runs, on the whole frame or on the region that moved",
+            ["camera", "region"],
+            registry=r,
+        )
         self.fps = Gauge("facegate_edge_fps", "Frames processed per second", ["camera"], registry=r)
         self.bad_messages = Counter(
             "facegate_edge_bad_messages",
@@ -74,6 +86,12 @@ class EdgeMetrics:
         )
         self.gallery_errors = Counter(
             "facegate_edge_gallery_errors", "Refused deltas and snapshots", ["gallery", "reason"], registry=r
+        )
+        self.events_rejected = Counter(
+            "facegate_edge_events_rejected",
+            "Events central refused for good (dead-lettered) and the outbox deleted, by reason",
+            ["reason"],
+            registry=r,
         )
         self.snapshots = Counter(
             "facegate_edge_snapshot_downloads", "Snapshots applied", ["gallery"], registry=r

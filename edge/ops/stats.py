@@ -29,6 +29,8 @@ class Throughput(Protocol):
 
     def latencies(self) -> list[float]: ...
 
+    def motion_share(self) -> float | None: ...
+
 
 class RunningEdge(Protocol):
     """What the reports read of the running edge (edge.daemon.EdgeDaemon is one)."""
@@ -126,6 +128,12 @@ def live_readings(daemon: RunningEdge) -> list[Reading]:
             {},
             float(daemon.client.counters.reconnects),
         ),
+        (
+            "facegate_edge_mqtt_logins_refused",
+            "Logins the broker refused (cumulative; retried every 30 s .. 5 min)",
+            {},
+            float(daemon.client.counters.logins_refused),
+        ),
     ]
     for gid, gallery in daemon.galleries.items():
         out.append(
@@ -173,4 +181,7 @@ def live_readings(daemon: RunningEdge) -> list[Reading]:
                 processor.fps() if processor else 0.0,
             ),
         ]
+        share = processor.motion_share() if processor else None
+        if share is not None:
+            out.append(("facegate_edge_motion_share", "Share of recent frames that moved", labels, share))
     return out

@@ -103,12 +103,13 @@ async def event_page(
     people: NamedDependency[PeopleService],
 ) -> Template:
     """One event: its crop beside the enrolled photos of who it recognised."""
-    event = await events.get(principal_of(request), event_id)
+    principal = principal_of(request)
+    event = await events.get(principal, event_id)
     photos: list[PhotoRead] = []
     name = None
     if event.person_id is not None:
         try:
-            photos = await people.photos(event.person_id)
+            photos = await people.photos(event.person_id, principal)
             name = (await people.names([event.person_id])).get(event.person_id)
         except NotFound:
             photos = []  # erased since

@@ -46,7 +46,7 @@ async def people_page(
     q: Annotated[str | None, Parameter(max_length=200)] = None,
     cursor: Annotated[str | None, Parameter(max_length=500)] = None,
 ) -> Template:
-    listing = await people.list_people(PAGE_SIZE, cursor or None, q or None)
+    listing = await people.list_people(principal_of(request), PAGE_SIZE, cursor or None, q or None)
     choices = (await galleries.list_galleries(principal_of(request), "", 500, None)).items
     return page(request, "people", people=listing.items, q=q or "", next=listing.next, galleries=choices)
 
@@ -76,7 +76,7 @@ async def person_page(
     events: NamedDependency[EventService],
 ) -> Template:
     principal = principal_of(request)
-    person = await people.get(person_id)
+    person = await people.get(person_id, principal)
     listing = await events.list_events(
         principal, site=None, edge=None, camera=None, person_id=person_id, unknown=None,
         since=None, until=None, limit=PERSON_EVENTS, cursor=None,
@@ -85,8 +85,8 @@ async def person_page(
         request,
         "person",
         person=person,
-        photos=await people.photos(person_id),
-        templates=await people.templates(person_id),
+        photos=await people.photos(person_id, principal),
+        templates=await people.templates(person_id, principal),
         last_seen=await events.last_seen_per_site(principal, person_id),
         rows=await with_names(people, listing.items),
         more_events=listing.next is not None,
@@ -114,7 +114,7 @@ async def erase_person(
     request: Request[Any, Any, Any], person_id: FromPath[UUID], people: NamedDependency[PeopleService]
 ) -> Template:
     """Erase the person when the typed confirmation is their name (or external id when they have none)."""
-    person = await people.get(person_id)
+    person = await people.get(person_id, principal_of(request))
     expected = person.display_name or person.external_id or ""
     typed = (await request.form()).get("confirm", "")
     if not isinstance(typed, str) or typed.strip() != expected:

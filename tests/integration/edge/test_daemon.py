@@ -89,6 +89,46 @@ def test_edge_daemon_real_video_one_event_per_visit_with_crops(
     assert rig.outbox_ids() == set()  # every event confirmed: nothing left behind
 
 
+def test_edge_daemon_motion_on_produces_every_event_motion_off_does(
+    rig: Rig, samples: dict[str, SamplePhoto]
+) -> None:
+    """Two real videos, each watched by a camera with motion gating on and one with it off: the same visits
+    give the same events, while the gated cameras skip the frames between visits."""
+    clips = {
+        "a": video(rig, samples, ["obama2", "biden"], "a.avi", seconds_each=2.5, gap_s=2.5),
+        "b": video(rig, samples, ["grace_hopper", "obama3"], "b.avi", seconds_each=2.5, gap_s=2.5),
+    }
+    cameras = [
+        camera(clip, f"{name}-{mode}", fps_cap=5.0, motion=mode == "on")
+        for name, clip in clips.items()
+        for mode in ("on", "off")
+    ]
+    with CentralStandIn(rig.broker.endpoint) as central:
+        daemon = rig.start(rig.config(cameras))
+        try:
+            wait_until(
+                lambda: (
+                    len({e.camera for e in central.events() if e.kind != "changed"}) == 4
+                    and len([e for e in central.events() if e.kind != "changed"]) >= 8
+                ),
+                90,
+                f"two visit events per camera (log: {rig.log})",
+            )
+            time.sleep(1.0)
+            gated = {
+                c: rig.metric(f'facegate_edge_frames_gated_total{{camera="{c}"}}') for c in ("a-on", "b-on")
+            }
+        finally:
+            assert rig.stop(daemon) == 0
+    seen: dict[str, list[tuple[str, str | None]]] = {}
+    for event in central.events():
+        if event.kind != "changed":
+            seen.setdefault(event.camera, []).append((event.kind, event.person_id))
+    assert seen["a-on"] == seen["a-off"] == [("recognized", "obama"), ("unknown", None)], seen
+    assert seen["b-on"] == seen["b-off"] and len(seen["b-on"]) == 2, seen
+    assert all(count > 0 for count in gated.values()), gated  # the empty scene between visits was skipped
+
+
 def test_edge_daemon_sigkill_mid_stream_loses_nothing_in_outbox(
     rig: Rig, samples: dict[str, SamplePhoto]
 ) -> None:
@@ -118,6 +158,13 @@ def test_edge_daemon_sigkill_mid_stream_loses_nothing_in_outbox(
         assert central.in_order_per_camera()
 
 
+MALFORMED_REASONS = ("malformed", "malformed_changes", "malformed_manifest")
+
+
+def erased(rig: Rig) -> bool:
+    return rig.metric('facegate_edge_gallery_templates{gallery="staff"}') == 1.0
+
+
 def test_edge_daemon_bad_messages_counted_and_erase_command_applies(
     rig: Rig, pipeline: FacePipeline, samples: dict[str, SamplePhoto]
 ) -> None:
@@ -131,19 +178,27 @@ def test_edge_daemon_bad_messages_counted_and_erase_command_applies(
     try:
         rig.wait_up()
         with CentralStandIn(rig.broker.endpoint, client_id="commander") as central:
+            # Commands are not retained: one sent before the daemon has subscribed is gone, so the
+            # (idempotent) erase is repeated until it shows; that also proves the subscriptions are in
+            # place before the malformed messages go out.
+            erase = b'{"schema":"facegate.command/1","action":"erase_person","person_id":"biden"}'
+            deadline = time.monotonic() + 60
+            while not erased(rig) and time.monotonic() < deadline:
+                central.client.publish(COMMANDS, erase, qos=1)
+                settle = time.monotonic() + 2
+                while not erased(rig) and time.monotonic() < settle:
+                    time.sleep(0.1)
+            assert erased(rig), f"the erase command was never applied (log: {rig.log})"
             for topic in (
                 COMMANDS,
                 "facegate/v1/galleries/staff/changes",
                 "facegate/v1/galleries/staff/manifest",
             ):
                 central.client.publish(topic, b"{not json", qos=1)
-            central.client.publish(
-                COMMANDS, b'{"schema":"facegate.command/1","action":"erase_person","person_id":"biden"}'
-            )
             wait_until(
-                lambda: rig.metric('facegate_edge_gallery_templates{gallery="staff"}') == 1.0,
+                lambda: all(f'reason="{reason}"' in rig.metrics() for reason in MALFORMED_REASONS),
                 20,
-                "the erase command",
+                "the malformed messages counted",
             )
         assert rig.metric('facegate_edge_bad_messages_total{reason="malformed",topic_kind="commands"}') == 1.0
         text = rig.metrics()

@@ -20,15 +20,17 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import generate_latest
 
-from common.messages import Event, Receipt, decode, encode
+from common.messages import Event, Receipt, RejectedEvent, decode, encode
 from common.mqtt.errors import LoginRefusedError
 from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
-from devtools.services import MosquittoFactory, MqttBroker, ServiceInstance, mosquitto
+from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient, ServiceInstance, mosquitto
 from edge.delivery.mqtt import EdgeMqttClient
 from edge.delivery.outbox import Outbox, OutboxSettings
 from edge.delivery.publisher import Publisher, PublisherSettings
+from edge.ops.metrics import EdgeMetrics
 
 SITE, EDGE = "site1", "edge1"
 EVENTS = edge_topic(SITE, EDGE, "events")
@@ -108,13 +110,28 @@ def _event(camera: str, seq: int) -> Event:
 
 @contextmanager
 def _edge(
-    tmp_path: Path, broker: MqttBroker, *, username: str | None = None, password: str = ""
+    tmp_path: Path,
+    broker: MqttBroker,
+    *,
+    username: str | None = None,
+    password: str = "",
+    refused_s: float = 30.0,
+    on_rejected: Callable[[str, int], None] | None = None,
 ) -> Iterator[Edge]:
     settings = MqttSettings(host=broker.host, port=broker.port, username=username, password=password)
-    settings = dataclasses.replace(settings, keepalive_s=5, backoff_min_s=0.05, backoff_max_s=0.5)
+    settings = dataclasses.replace(
+        settings,
+        keepalive_s=5,
+        backoff_min_s=0.05,
+        backoff_max_s=0.5,
+        refused_backoff_min_s=refused_s,
+        refused_backoff_max_s=refused_s,
+    )
     client = EdgeMqttClient(settings, site=SITE, edge=EDGE)
     with Outbox(tmp_path / "outbox.db", OutboxSettings(resend_after_s=1.0, synchronous="NORMAL")) as outbox:
-        publisher = Publisher(outbox, client, PublisherSettings(batch=50, ack_timeout_s=2.0, idle_s=0.02))
+        publisher = Publisher(
+            outbox, client, PublisherSettings(batch=50, ack_timeout_s=2.0, idle_s=0.02), on_rejected
+        )
         client.start()
         publisher.start()
         try:
@@ -220,29 +237,67 @@ def test_delivery_central_absent_events_resent_then_confirmed_on_return(
     assert len(central.arrivals) > len(central.ids())  # the re-sent copies arrived too
 
 
-def test_delivery_refused_login_stops_retrying_with_clear_error(
+def test_delivery_refused_login_retried_and_recovers_when_the_broker_gains_the_user(
     mosquitto_factory: MosquittoFactory,
     service_backend: str,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """Guards issue 13 finding 8 on the edge: one refused login stopped reconnecting for good, so the
+    outbox filled until someone restarted the daemon. Now the login is retried (long backoff, here
+    0.2 s) and counted; once the broker's password file has the user, the edge delivers its backlog."""
     if service_backend == "docker":
         pytest.skip("the broker's password file is a host file")
     passwords = tmp_path / "passwords"
-    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), EDGE, "right"], check=True)
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwords), "someone-else", "x"], check=True)
     # allow_anonymous stays true: the fixture's readiness probe connects anonymously. A client that
     # presents credentials is checked against the password file all the same.
     instance = _broker_with_passwords(mosquitto_factory, passwords)
     caplog.set_level(logging.ERROR, logger="common.mqtt")
-    with _edge(tmp_path, instance.endpoint, username=EDGE, password="wrong") as edge:
+    central = Central(instance.endpoint)
+    with _edge(tmp_path, instance.endpoint, username=EDGE, password="right", refused_s=0.2) as edge:
         edge.write(3)
         assert not edge.client.wait_connected(3)
-        assert isinstance(edge.client.fatal_error, LoginRefusedError)
-        time.sleep(0.5)  # backoff_min_s is 0.05: a retrying client would try several more times
-        assert instance.logs().count("not authorised") == 1
-        assert edge.outbox.stats().backlog == 6 and edge.outbox.stats().unconfirmed == 0
-    assert "refused the login of user 'edge1'" in str(edge.client.fatal_error)
+        assert isinstance(edge.client.login_error, LoginRefusedError)
+        assert "refused the login of user 'edge1'" in str(edge.client.login_error)
+        _wait(lambda: edge.client.counters.logins_refused >= 2, 5, "the refused login to be retried")
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), EDGE, "right"], check=True)
+        instance.restart()  # the broker reads its password file again (SIGHUP does too)
+        central.connect()
+        assert edge.client.wait_connected(10) and edge.client.login_error is None
+        _assert_delivered_once_in_order(edge, central)
+    central.disconnect()
     assert any(record.getMessage() == "mqtt_login_refused" for record in caplog.records)
+
+
+def test_delivery_rejected_receipt_deletes_events_and_counts_them_per_reason(
+    mosquitto_factory: MosquittoFactory, tmp_path: Path
+) -> None:
+    """Guards issue 13 finding 9 on the edge: an event central dead-letters used to stay in the outbox
+    and be resent forever. A receipt's `rejected` entries delete it and count it in the daemon's metric
+    (an unknown reason as `other`); a plain receipt still confirms."""
+    instance = mosquitto_factory()
+    metrics = EdgeMetrics()
+
+    def count(reason: str, n: int) -> None:  # what the daemon hands the publisher
+        metrics.events_rejected.labels(reason=reason).inc(n)
+
+    with (
+        _edge(tmp_path, instance.endpoint, on_rejected=count) as edge,
+        MqttTestClient(instance.endpoint) as central,
+    ):
+        edge.write(2)
+        _wait(lambda: edge.outbox.stats().unconfirmed == 4, 5, "the events published")
+        a, b = edge.written["cam-a"]
+        c, d = edge.written["cam-b"]
+        rejected = [RejectedEvent(id=a, reason="malformed"), RejectedEvent(id=b, reason="from-the-future")]
+        central.publish(RECEIPTS, encode(Receipt(event_ids=[c], rejected=rejected)))
+        _wait(lambda: edge.outbox.stats().backlog == 1, 5, "rejected and confirmed events deleted")
+    assert edge.publisher.rejected == {"malformed": 1, "other": 1}
+    exposition = generate_latest(metrics.registry).decode()
+    assert 'facegate_edge_events_rejected_total{reason="malformed"} 1.0' in exposition
+    assert 'facegate_edge_events_rejected_total{reason="other"} 1.0' in exposition
+    assert d in edge.all_ids()
 
 
 def _broker_with_passwords(factory: MosquittoFactory, passwords: Path) -> ServiceInstance[MqttBroker]:

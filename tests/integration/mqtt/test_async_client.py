@@ -5,10 +5,6 @@ subscriptions, refused logins."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +17,7 @@ from common.mqtt.errors import MqttError
 from common.mqtt.incoming import Incoming
 from common.mqtt.settings import MqttSettings
 from devtools.services import MosquittoFactory, MqttBroker, MqttTestClient
-from devtools.services.ports import free_port
+from tests.support.secured_broker import secured_broker
 
 TOPIC = "facegate/v1/s1/e1/events"
 
@@ -137,42 +133,32 @@ def test_mqtt_shared_subscription_splits_messages_between_replicas(broker: MqttB
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[MqttBroker]:
     """A broker of this test's own that needs a password (user `central`, password `right`)."""
-    passwords = tmp_path / "passwd"
-    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "central", "right"], check=True)
-    port = free_port()
-    conf = tmp_path / "secured.conf"
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous false", f"password_file {passwords}"]
-    conf.write_text("\n".join([*lines, *(["user root"] if os.geteuid() == 0 else [])]) + "\n")
-    process = subprocess.Popen(["mosquitto", "-c", str(conf)], stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the secured broker did not start"
-                time.sleep(0.05)
-        yield MqttBroker(host="127.0.0.1", port=port)
-    finally:
-        process.kill()
-        process.wait()
+    with secured_broker(tmp_path, {"central": "right"}) as broker:
+        yield broker.endpoint
 
 
-def test_mqtt_refused_login_stops_with_clear_error(secured: MqttBroker) -> None:
+def test_mqtt_refused_login_retried_with_its_long_backoff_not_the_short_one(secured: MqttBroker) -> None:
+    """Guards issue 13 finding 8: a refused login stopped reconnecting for good. Now it is retried, at
+    the refused-login backoff (here 0.4 s), not the ordinary one (0.01 s)."""
+
     async def scenario() -> None:
-        client = AsyncMqttClient(options(secured, username="central", password="wrong"))
+        opts = options(
+            secured,
+            username="central",
+            password="wrong",
+            backoff_min_s=0.01,
+            backoff_max_s=0.01,
+            refused_backoff_min_s=0.4,
+            refused_backoff_max_s=0.4,
+        )
+        client = AsyncMqttClient(opts)
         await client.start()
         assert not await client.wait_connected(3)
-        assert client.fatal_error is not None and "refused the login" in str(client.fatal_error)
-        connects = client.connects
+        assert client.login_error is not None and "refused the login" in str(client.login_error)
         await asyncio.sleep(1.0)
-        assert client.connects == connects == 0  # no more attempts
+        assert 2 <= client.logins_refused <= 6  # retried every 0.2-0.4 s (jittered), not every 0.01 s
+        assert client.connects == 0
         await client.stop()
-        good = AsyncMqttClient(options(secured, username="central", password="right"))
-        await good.start()
-        assert await good.wait_connected(5)
-        await good.stop()
 
     asyncio.run(scenario())
 

@@ -260,7 +260,7 @@ def test_mqtt_client_broker_down_at_start_retries_until_it_comes_up(
     instance = mosquitto_factory(start=False)
     with _edge(instance.endpoint, connect=False) as client:
         time.sleep(0.5)
-        assert not client.connected and client.fatal_error is None
+        assert not client.connected and client.login_error is None
         instance.start()
         assert client.wait_connected(5)
 

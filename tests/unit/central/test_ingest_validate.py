@@ -111,3 +111,50 @@ def test_validate_unknown_removes_events_of_unregistered_edges() -> None:
     refused = unknown(accepted, frozenset({(SITE, EDGE)}))
     assert accepted == [known]
     assert [(r.message, r.reason) for r in refused] == [(stranger.message, UNKNOWN_EDGE)]
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"camera": "c" * 4000}, "Expected `str` of length <= 64"),
+        ({"model": "m" * 129}, "Expected `str` of length <= 128"),
+        ({"ts": "0001-01-01T00:30:00+01:00"}, "between the years 2000 and 2200"),
+        ({"ts": "2999-01-01T00:00:00Z"}, "between the years 2000 and 2200"),
+        ({"first_seen": "1970-01-01T00:00:00Z"}, "between the years 2000 and 2200"),
+    ],
+)
+def test_validate_field_beyond_its_limit_malformed_with_its_event_id(
+    fields: dict[str, Any], why: str
+) -> None:
+    """Guards issue 13 findings 1 and 2: a 4,000-character camera made PostgreSQL refuse the row
+    (ProgramLimitExceeded, retried forever) and a year-1 `ts` raised OverflowError later; both are now
+    refused when decoding, and the dead letter names the event id so the edge can be told."""
+    data = payload(**fields)
+    result = Checker().check(message(data))
+    assert isinstance(result, Rejected) and result.reason == MALFORMED
+    assert why in result.detail
+    assert result.origin == (SITE, EDGE)
+    assert result.event_id == msgspec.json.decode(data)["id"]
+
+
+def test_validate_deep_nesting_malformed_without_recursion_error() -> None:
+    """Guards issue 13 finding 2: an unknown field nested 100,000 deep raised RecursionError out of the
+    check, leaving the whole batch unacknowledged."""
+    base = payload()
+    deep = base[:-1] + b',"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    result = Checker().check(message(deep))
+    assert isinstance(result, Rejected) and result.reason == MALFORMED
+    assert "more than 8 levels deep" in result.detail
+    assert result.event_id == msgspec.json.decode(base)["id"]
+
+
+def test_validate_garbage_after_an_id_rejected_with_that_id() -> None:
+    result = Checker().check(message(b'{"id": "0190-abc", "schema": "facegate.event/1", "site": [[[{'))
+    assert isinstance(result, Rejected) and result.reason == MALFORMED
+    assert result.event_id == "0190-abc"
+
+
+def test_validate_garbage_without_id_rejected_without_event_id() -> None:
+    result = Checker().check(message(b"\x00\xff not json"))
+    assert isinstance(result, Rejected) and result.reason == MALFORMED
+    assert result.event_id is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -10,10 +11,13 @@ from common.messages import (
     Command,
     Event,
     GalleryChange,
+    Heartbeat,
     MessageError,
     Receipt,
+    RejectedEvent,
     Snapshot,
     SnapshotTemplate,
+    Status,
     Template,
     decode,
     decode_snapshot,
@@ -130,3 +134,30 @@ def test_snapshot_msgpack_round_trip_and_schema_checked() -> None:
     assert decode_snapshot(encode_snapshot(snap)) == snap
     with pytest.raises(MessageError):
         decode_snapshot(b"\x01\x02garbage")
+
+
+def test_receipt_rejected_field_round_trips_and_old_receipts_decode_without_it() -> None:
+    receipt = Receipt(event_ids=["a"], rejected=[RejectedEvent(id="b", reason="malformed")])
+    assert decode(encode(receipt), Receipt).rejected == [RejectedEvent(id="b", reason="malformed")]
+    old = b'{"schema":"facegate.receipt/1","id":"x","ts":"2026-01-01T00:00:00Z","event_ids":["a"]}'
+    assert decode(old, Receipt).rejected == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        (Heartbeat, {"uptime_s": 1.0, "cameras": {f"c{i}": {"state": "ok"} for i in range(65)}}),
+        (Heartbeat, {"uptime_s": 1e300}),
+        (Heartbeat, {"uptime_s": 1.0, "galleries": {"g" * 65: 1}}),
+        (Status, {"state": "online", "software": "v" * 129}),
+        (Status, {"state": "online", "ts": "1999-12-31T23:59:59Z"}),
+    ],
+)
+def test_decode_status_heartbeat_beyond_limits_raise_message_error(
+    kind: type[Heartbeat] | type[Status], payload: dict[str, object]
+) -> None:
+    """Guards issue 13 finding 1: the heartbeat and status schemas had no size or range limits."""
+    schema = "facegate.heartbeat/1" if kind is Heartbeat else "facegate.status/1"
+    data = {"schema": schema, "site": "s", "edge": "e", **payload}
+    with pytest.raises(MessageError):
+        decode(msgspec.json.encode(data), kind)
