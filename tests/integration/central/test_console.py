@@ -9,6 +9,8 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,8 +23,9 @@ from litestar.exceptions import WebSocketDisconnect
 from central.events.repository import EventRow, insert_events
 from central.events.schemas import EventRead
 from central.live.service import LiveService
+from central.settings import CentralSettings
 from devtools.services import PostgresService, RedisService, S3Service
-from tests.support.central_app import Central, shared_central
+from tests.support.central_app import Central, shared_central, start_central
 from tests.support.console import ORIGIN, csrf_of, sign_in
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -370,3 +373,20 @@ def test_console_photo_upload_has_the_photo_limit_not_the_1_mib_one(central: Cen
     )
     assert answer.status_code == 200, answer.text[:300]
     assert 'data-reason="bad_image"' in answer.text
+
+
+def test_console_failed_sign_ins_meet_the_apis_failed_authentication_limit(
+    central_settings: CentralSettings,
+) -> None:
+    settings = replace(central_settings, auth_fail_key_burst=2, auth_fail_ip_burst=1000)
+    with contextmanager(start_central)(settings) as limited:
+        limited.client.base_url = ORIGIN
+        prefix = limited.admin_key.split("_")[1]
+        wrong = f"fg_{prefix}_" + "A" * 43
+        answers = [
+            limited.client.post("/console/signin", data={"key": wrong}, headers={"Origin": ORIGIN})
+            for _ in range(3)
+        ]
+        assert [a.status_code for a in answers] == [401, 401, 429]
+        assert "Too many sign-in attempts" in answers[-1].text
+        assert "set-cookie" not in answers[-1].headers
