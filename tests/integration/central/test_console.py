@@ -142,7 +142,13 @@ def test_console_viewer_sees_no_action_and_forced_action_is_refused(central: Cen
 
 
 def test_console_site_restricted_key_sees_only_its_site(central: Central) -> None:
+    gallery = {"id": "south-only", "name": "S", "sites": ["south"]}
+    assert central.client.post("/api/v1/galleries", json=gallery, headers=central.admin).status_code == 201
+    person = {"external_id": "south-1", "display_name": "Southerner", "galleries": ["south-only"]}
+    southerner = central.client.post("/api/v1/people", json=person, headers=central.admin).json()
     sign_in(central.client, central.key("admin", sites=["north"]))
+    assert "Southerner" not in central.client.get("/console/people").text
+    assert central.client.get(f"/console/people/{southerner['id']}").status_code == 404
     sites = central.client.get("/console/sites").text
     assert "north" in sites and "south" not in sites
     assert 'href="/console/jobs"' not in sites and 'href="/console/keys"' not in sites  # span every site
