@@ -27,7 +27,8 @@ from edge.ops.metrics import EdgeMetrics
 
 log = logging.getLogger(__name__)
 DEFAULT_BATCH = BatchSettings()
-MAX_CROP_SKEW_S = 0.5  # a main-stream frame further in time from the detected one is not used
+MAX_CROP_SKEW_S = 0.1  # a main-stream frame further in time from the detected one is not used: a walking
+# face moves tens of pixels in 0.1 s, so an older frame would be aligned on landmarks that no longer fit it
 
 
 __all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames", "shifted"]
