@@ -36,7 +36,7 @@ import msgspec
 
 from central.db.pool import AsyncPool
 from central.events.schemas import EventRead
-from central.ingest.batch import Committed, commit, store_crops
+from central.ingest.batch import Committed, InCommit, commit, store_crops
 from central.ingest.isolation import describe, refused_for_good, transient
 from central.ingest.progress import Progress
 from central.ingest.registry import EdgeRegistry
@@ -82,9 +82,10 @@ class Ingest:
         metrics: Metrics,
         settings: IngestSettings,
         on_commit: OnCommit | None = None,
+        in_commit: InCommit | None = None,
     ) -> None:
         self.mqtt, self.pool, self.store, self.metrics = mqtt, pool, store, metrics
-        self.settings, self.on_commit = settings, on_commit
+        self.settings, self.on_commit, self.in_commit = settings, on_commit, in_commit
         self.registry = EdgeRegistry(settings.edge_cache_s)
         self._checker = Checker()
         self.batches = self.stored = self.duplicates = self.retries = 0
@@ -247,7 +248,7 @@ class Ingest:
                     rejected = sorted([*rejected, *strangers], key=lambda r: r.message.received)
             crops = await store_crops(conn, self.store, accepted, self.settings.max_crop_bytes)
         async with self.pool.connection() as conn:
-            committed = await commit(conn, accepted, crops, rejected)
+            committed = await commit(conn, accepted, crops, rejected, self.in_commit)
         if len(committed.dead) > len(rejected):  # PostgreSQL refused some events one by one
             refused = {id(d.message) for d in committed.dead}
             accepted = [a for a in accepted if id(a.message) not in refused]
