@@ -55,10 +55,13 @@ class WebhookReceiver:
                 receiver.hooks.append(Hook(self.path, headers, body, time.time()))
                 if receiver.hold:
                     receiver._released.wait(60)
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(receiver.status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender is gone (killed while we held its request)
 
             def log_message(self, *_: Any) -> None:
                 pass
