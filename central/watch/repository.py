@@ -241,3 +241,11 @@ async def active_rules(conn: AsyncConnection[Any]) -> tuple[list[Rule], dict[UUI
 async def site_zones(conn: AsyncConnection[Any], sites: Sequence[str]) -> dict[str, str]:
     cur = await conn.execute("SELECT id, time_zone FROM sites WHERE id = ANY(%s)", (list(sites),))
     return {r[0]: r[1] for r in await cur.fetchall()}
+
+
+async def set_integration_login(conn: AsyncConnection[Any], username: str, password_hash: str) -> None:
+    await conn.execute(
+        "INSERT INTO broker_integrations (username, password_hash) VALUES (%s, %s) ON CONFLICT (username)"
+        " DO UPDATE SET password_hash = EXCLUDED.password_hash, created_at = now()",
+        (username, password_hash),
+    )

@@ -12,6 +12,7 @@ from litestar.types import ControllerRouterHandler
 
 from central.principal import Principal, Scope
 from central.watch.schemas import (
+    MqttLogin,
     RuleCreated,
     RuleRead,
     RuleWrite,
@@ -107,6 +108,15 @@ async def webhook_secret(
     return {"webhook_secret": await watch.webhook_secret(principal, ident)}
 
 
+@post("/watch-rules/mqtt-login", opt={"scope": Scope.ADMIN}, tags=TAGS, status_code=200)
+async def mqtt_login(
+    principal: NamedDependency[Principal], watch: NamedDependency[WatchService]
+) -> MqttLogin:
+    """A new password for the read-only broker login of integrations (the old one stops working at the
+    broker's next reload); shown this once."""
+    return await watch.mqtt_login(principal)
+
+
 @delete("/watch-rules/{ident:uuid}", opt={"scope": Scope.OPERATOR}, tags=TAGS, status_code=204)
 async def delete_rule(
     ident: FromPath[UUID], principal: NamedDependency[Principal], watch: NamedDependency[WatchService]
@@ -126,5 +136,6 @@ ROUTES: list[ControllerRouterHandler] = [
     get_rule,
     replace_rule,
     webhook_secret,
+    mqtt_login,
     delete_rule,
 ]

@@ -99,3 +99,11 @@ class RuleCreated(msgspec.Struct, frozen=True):
 
     rule: RuleRead
     webhook_secret: str | None
+
+
+class MqttLogin(msgspec.Struct, frozen=True):
+    """The integrations' broker login, shown once: it may read `topic_filter` and nothing else."""
+
+    username: str
+    password: str
+    topic_filter: str

@@ -15,15 +15,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import anyio.to_thread
 import msgspec
 from psycopg import AsyncConnection
 
 from central import audit
+from central.auth import mosquitto_hash
+from central.broker.acl import NOTIFY_FILTER
 from central.db.pool import AsyncPool
 from central.errors import Conflict, Forbidden, InvalidInput, NotFound
 from central.principal import Principal, Scope, require, require_scope
 from central.watch import repository as repo
 from central.watch.schemas import (
+    MqttLogin,
     RuleCreated,
     RuleRead,
     RuleWrite,
@@ -31,6 +35,9 @@ from central.watch.schemas import (
     WatchlistRead,
     WatchlistUpdate,
 )
+
+INTEGRATION_USER = "facegate-integrations"
+"""The integrations' broker username (a slug: never an edge's `site/edge`)."""
 
 CheckUrl = Callable[[str], Awaitable[None]]
 """Raises InvalidInput when a webhook target is not allowed (central/notify/targets.py)."""
@@ -168,6 +175,17 @@ class WatchService:
                 raise NotFound(f"watch rule {ident} has no webhook", code="no_webhook")
             await audit.record(conn, principal, "watch_rule.read_secret", "watch_rule", ident)
         return secret
+
+    async def mqtt_login(self, principal: Principal) -> MqttLogin:
+        """A new password for the integrations' broker login (unrestricted admins; replaces the old one).
+        It reaches the broker with its next `facegate central broker-config` (docs/central-broker.md)."""
+        require(principal, Scope.ADMIN, None)
+        password = secrets.token_urlsafe(24)
+        hashed = await anyio.to_thread.run_sync(mosquitto_hash, password)
+        async with self.pool.connection() as conn:
+            await repo.set_integration_login(conn, INTEGRATION_USER, hashed)
+            await audit.record(conn, principal, "integration_login.rotate", "broker_login", INTEGRATION_USER)
+        return MqttLogin(username=INTEGRATION_USER, password=password, topic_filter=NOTIFY_FILTER)
 
     async def delete_rule(self, principal: Principal, ident: UUID) -> None:
         async with self.pool.connection() as conn:
