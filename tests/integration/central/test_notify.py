@@ -5,14 +5,18 @@ server (aiosmtpd). The outage here is 3 s (the retry schedule is a setting); doc
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from central.notify.signing import verify
 from central.settings import CentralSettings
@@ -58,6 +62,25 @@ def short_retries(settings: CentralSettings, sink: SmtpSink) -> Iterator[Central
     """The same with two retries 0.2 s apart, then dead."""
     with central_mqtt(tuned(settings, sink, (0.2, 0.2))) as central:
         yield central
+
+
+@contextmanager
+def subscriber(broker: MqttBroker, topic: str) -> Iterator[list[bytes]]:
+    """The payloads published on `topic` while the block runs (a plain paho client)."""
+    got: list[bytes] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), "the test's MQTT subscriber did not subscribe"
+        yield got
+    finally:
+        client.loop_stop()
+        client.disconnect()
 
 
 def person(central: Central, external_id: str) -> str:
@@ -159,15 +182,20 @@ def test_notify_recognised_event_one_signed_webhook_and_one_email(
     created = make_rule(
         notifying,
         {"name": "alice at the door", "people": [alice], "cameras": ["cam1"], "cooldown_s": 600,
-         "webhook_url": receiver.url, "email_to": ["guard@example.com"]},
+         "webhook_url": receiver.url, "email_to": ["guard@example.com"], "mqtt": True},
     )  # fmt: skip
     secret = created["webhook_secret"]
-    with EdgeRig(broker, SITE, EDGE, tmp_path) as edge:
+    topic = created["rule"]["mqtt_topic"]
+    assert topic == f"facegate/notify/v1/{created['rule']['id']}"
+    with EdgeRig(broker, SITE, EDGE, tmp_path) as edge, subscriber(broker, topic) as published:
         ids = edge.emit(3, kind="recognized", person_id=alice, score=0.8)  # one track: the cooldown holds
         edge.emit(1, start=10, camera="cam2", kind="recognized", person_id=alice)  # not a watched camera
-        wait_for(lambda: len(receiver.hooks) >= 1 and len(sink.messages) >= 1, 10, "a webhook and an e-mail")
+        wait_for(
+            lambda: bool(receiver.hooks and sink.messages and published), 10, "a webhook, an e-mail, MQTT"
+        )
         time.sleep(0.5)  # nothing more comes
-    assert len(receiver.hooks) == 1 and len(sink.messages) == 1
+    assert len(receiver.hooks) == 1 and len(sink.messages) == 1 and len(published) == 1
+    assert json.loads(published[0])["event"]["id"] == str(ids[0])
     hook = receiver.hooks[0]
     assert verify(secret, hook.headers, hook.body, now=time.time())
     body = json.loads(hook.body)
@@ -179,7 +207,7 @@ def test_notify_recognised_event_one_signed_webhook_and_one_email(
     email_id = next(d["id"] for d in deliveries(notifying, created["rule"]["id"]) if d["channel"] == "email")
     assert mail["Message-ID"] == f"<{email_id}@facegate>"
     log = deliveries(notifying, created["rule"]["id"])
-    assert sorted(d["channel"] for d in log) == ["email", "webhook"]
+    assert sorted(d["channel"] for d in log) == ["email", "mqtt", "webhook"]
     assert all(d["status"] == "sent" and d["attempts"] == 1 for d in log)
 
 
