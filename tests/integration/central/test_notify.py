@@ -4,6 +4,7 @@ server (aiosmtpd). The outage here is 3 s (the retry schedule is a setting); doc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,7 +19,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from central.db.pool import open_async_pool
 from central.notify.signing import verify
+from central.notify.worker import DeliveryWorker
 from central.settings import CentralSettings
 from devtools.services import MqttBroker
 from tests.support.central_app import Central
@@ -81,6 +84,19 @@ def subscriber(broker: MqttBroker, topic: str) -> Iterator[list[bytes]]:
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def replica_worker(settings: CentralSettings, pool: Any, store: Any, metrics: Any) -> DeliveryWorker:
+    """A delivery worker as central/lifespan.py builds it, on `pool`."""
+    from central.notify.email import EmailSender, SmtpSettings
+    from central.notify.targets import TargetPolicy
+    from central.notify.webhook import WebhookSender, WebhookSettings
+    from central.notify.worker import WorkerSettings
+
+    webhooks = WebhookSender(TargetPolicy(settings.webhook_allow_nets), WebhookSettings(5.0, 65536))
+    email = EmailSender(SmtpSettings(None, 25, None, None, "f@localhost", False, 5.0))
+    rules = WorkerSettings(0.1, settings.notify_batch, (1.0,), 300)
+    return DeliveryWorker(pool, store, webhooks, email, None, metrics.notify, rules)
 
 
 def person(central: Central, external_id: str) -> str:
@@ -278,3 +294,46 @@ def test_notify_dead_after_retries_then_requeued_by_an_operator(
     assert set(receiver.ids()) == {delivery["id"]} and len(receiver.hooks) == 4
     again = central.client.post(f"/api/v1/deliveries/{delivery['id']}/retry", headers=central.admin)
     assert again.status_code == 409 and again.json()["code"] == "delivery_sent"
+
+
+def test_notify_three_replicas_send_each_delivery_once(notifying: Central, receiver: WebhookReceiver) -> None:
+    """Two more delivery workers (each its own pool, as replicas) drain one queue beside the app's: FOR
+    UPDATE SKIP LOCKED hands each row to one of them, so each is sent once, in one attempt."""
+    central = notifying
+    rule = {"name": "many", "unknown": True, "webhook_url": "https://93.184.215.14/unused"}
+    rule_id = make_rule(central, rule)["rule"]["id"]
+    with central.db() as conn:
+        conn.execute("UPDATE watch_rules SET webhook_url = %s WHERE id = %s", (receiver.url, rule_id))
+        payload = '{"rule": {"id": "r", "name": "many"}, "event": {"id": "e"}}'
+        conn.execute(
+            "INSERT INTO deliveries (rule_id, channel, event_id, event_ts, site_id, payload)"
+            " SELECT %s, 'webhook', gen_random_uuid(), now(), 's1', %s::jsonb FROM generate_series(1, 60)",
+            (rule_id, payload),
+        )
+    runtime = central.client.app.state.runtime
+    settings = replace(central.settings, webhook_allow_nets=("127.0.0.0/8",), notify_batch=7)
+
+    async def drain() -> list[int]:
+        pools = [await open_async_pool(settings.database_url, 1, 2) for _ in range(2)]
+        try:
+            workers = [replica_worker(settings, pool, runtime.store, runtime.metrics) for pool in pools]
+
+            async def run(worker: DeliveryWorker) -> int:
+                total = 0
+                while claimed := await worker.run_once():
+                    total += claimed
+                return total
+
+            return list(await asyncio.gather(*(run(w) for w in workers)))
+        finally:
+            for pool in pools:
+                await pool.close()
+
+    claimed = asyncio.run(drain())
+    wait_for(lambda: len(receiver.ids()) >= 60, 10, "60 webhooks")
+    time.sleep(0.3)
+    assert 0 < sum(claimed) <= 60
+    assert len(receiver.ids()) == 60 and len(set(receiver.ids())) == 60
+    with central.db() as conn:
+        rows = conn.execute("SELECT status, attempts, count(*) FROM deliveries GROUP BY 1, 2").fetchall()
+    assert rows == [("sent", 1, 60)]
