@@ -20,6 +20,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from devtools.services.ports import free_port
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default 5 refuses bursts of concurrent deliveries
+    allow_reuse_address = True
+
+
 @dataclass(frozen=True)
 class Hook:
     path: str
@@ -66,7 +71,7 @@ class WebhookReceiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = _Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
