@@ -33,6 +33,7 @@ from central.metrics import Metrics
 from central.models import routes as models_routes
 from central.notify import routes as notify_routes
 from central.people import routes as people_routes
+from central.retention import routes as retention_routes
 from central.settings import CentralSettings, check_secret_key, upload_body_bytes
 from central.watch import routes as watch_routes
 
@@ -51,6 +52,7 @@ def api_routes() -> list[ControllerRouterHandler]:
         *models_routes.ROUTES,
         *watch_routes.ROUTES,
         *notify_routes.ROUTES,
+        *retention_routes.ROUTES,
     ]
 
 

@@ -9,8 +9,8 @@ Start-up (`central_lifespan(settings, metrics)`, run by Litestar before the firs
    handlers that declare it (`people: NamedDependency[PeopleService]`), the guard reads `auth`;
 4. start the workers in this order: event-partition upkeep, enrollment job workers and their lease
    sweep, the pending-deletions sweep, the live-event listener (with Redis), the notification delivery
-   worker, MQTT (ingest with the notification outbox hook, fleet state, the dead-letter sweep, then the
-   client connects), the fleet gauges, gallery distribution (with MQTT).
+   worker, the retention runner, MQTT (ingest with the notification outbox hook, fleet state, the
+   dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
 
 Shutdown runs the workers' stops in the reverse order (distribution first; the MQTT consumers stop
 before the client disconnects, so nothing more is acknowledged), then closes the resources. No other
@@ -59,6 +59,9 @@ from central.notify.targets import TargetPolicy
 from central.notify.webhook import WebhookSender, WebhookSettings
 from central.notify.worker import DeliveryWorker, WorkerSettings
 from central.people.service import PeopleService
+from central.retention.expiry import EventExpiry
+from central.retention.runner import RetentionRunner, RetentionSettings
+from central.retention.service import RetentionService
 from central.runtime import Runtime, close_runtime, open_runtime
 from central.settings import CentralSettings
 from central.watch.service import WatchService
@@ -84,6 +87,7 @@ class Services:
     watch: WatchService
     deliveries: DeliveryService
     targets: TargetPolicy
+    retention: RetentionService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -101,6 +105,7 @@ ROUTED = (
     "operations",
     "watch",
     "deliveries",
+    "retention",
 )
 """The services handlers receive as dependencies (central/app.py)."""
 
@@ -163,6 +168,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         watch=WatchService(pool, targets.check),
         deliveries=DeliveryService(pool),
         targets=targets,
+        retention=RetentionService(pool),
     )
 
 
@@ -240,6 +246,9 @@ async def start_workers(
         workers.spawn(services.live.listen_forever(), "live-events")
     notifier = delivery_worker(runtime, services, mqtt)
     workers.spawn(notifier.run_forever(), "deliveries")
+    retention = RetentionSettings(settings.retention_every_s, settings.retention_batch)
+    runner = RetentionRunner(pool, services.cleanup, metrics.retention, retention)
+    workers.spawn(runner.run_forever(), "retention")
     if mqtt is not None:
         await start_mqtt(workers, runtime, services, mqtt, notifier)
     refresher = FleetRefresher(
@@ -278,6 +287,7 @@ async def start_mqtt(
         ingest_settings(runtime.settings),
         on_commit=after_commit,
         in_commit=enqueuer,
+        expiry=EventExpiry(runtime.metrics.retention),
     )
     services.operations.ingest = ingest.progress.health
     fleet_state = FleetState(mqtt, runtime.pool, runtime.metrics)

@@ -110,6 +110,7 @@ class Metrics:
         self.registry.register(self.fleet)
         self.live = LiveMetrics(self.registry)
         self.notify = NotifyMetrics(self.registry)
+        self.retention = RetentionMetrics(self.registry)
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""
@@ -174,6 +175,39 @@ class NotifyMetrics:
         self.oldest_pending = Gauge(
             "facegate_notify_oldest_pending_seconds",
             "Age of the oldest pending delivery (0: none), as the last pass of this replica saw",
+            registry=registry,
+        )
+
+
+class RetentionMetrics:
+    """Retention runs (central/retention/): rows and objects removed, partitions dropped, oldest rows."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows = Counter(
+            "facegate_retention_rows_removed",
+            "Rows removed by the retention policies, by table (events dropped with a partition included)",
+            ["table"],
+            registry=registry,
+        )
+        self.objects = Counter(
+            "facegate_retention_objects_removed",
+            "Stored objects (face crops) queued for deletion by the retention policies",
+            registry=registry,
+        )
+        self.partitions_dropped = Counter(
+            "facegate_retention_partitions_dropped",
+            "Monthly event partitions dropped whole because every site's policy allowed it",
+            registry=registry,
+        )
+        self.oldest = Gauge(
+            "facegate_retention_oldest_row_seconds",
+            "Age of the oldest row kept after the last retention run on this replica, by table (0: empty)",
+            ["table"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "facegate_retention_events_refused",
+            "Events ingest refused because they were already older than their site's policy",
             registry=registry,
         )
 

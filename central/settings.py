@@ -103,6 +103,9 @@ class CentralSettings:
     smtp_from: str = "facegate@localhost"
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
+    # Retention (docs/retention.md)
+    retention_every_s: float = 3600.0  # how often a replica tries a retention run (one at a time)
+    retention_batch: int = 5000  # rows per delete transaction outside whole-partition drops
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -271,6 +274,8 @@ def _notify_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
         "smtp_from": reader.text("FACEGATE_SMTP_FROM") or defaults.smtp_from,
         "smtp_starttls": reader.flag("FACEGATE_SMTP_STARTTLS", defaults.smtp_starttls),
         "smtp_timeout_s": reader.number("FACEGATE_SMTP_TIMEOUT_S", defaults.smtp_timeout_s),
+        "retention_every_s": reader.number("FACEGATE_RETENTION_EVERY_S", defaults.retention_every_s),
+        "retention_batch": reader.integer("FACEGATE_RETENTION_BATCH", defaults.retention_batch, 1),
     }
 
 
