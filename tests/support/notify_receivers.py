@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import paho.mqtt.client as mqtt
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from paho.mqtt.enums import CallbackAPIVersion
 
+from devtools.services import MqttBroker
 from devtools.services.ports import free_port
 
 
@@ -123,3 +126,22 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     finally:
         receiver.release()
         receiver.stop()
+
+
+@contextmanager
+def mqtt_subscriber(broker: MqttBroker, topic: str) -> Iterator[list[bytes]]:
+    """The payloads published on `topic` while the block runs (a plain paho client)."""
+    got: list[bytes] = []
+    subscribed = threading.Event()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
+    client.on_subscribe = lambda *_: subscribed.set()
+    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        assert subscribed.wait(10), "the test's MQTT subscriber did not subscribe"
+        yield got
+    finally:
+        client.loop_stop()
+        client.disconnect()

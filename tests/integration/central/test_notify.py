@@ -6,18 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from central.db.pool import open_async_pool
 from central.notify.signing import verify
@@ -26,7 +22,13 @@ from central.settings import CentralSettings
 from devtools.services import MqttBroker
 from tests.support.central_app import Central
 from tests.support.ingest_rig import EDGE, SITE, EdgeRig, central_mqtt, wait_for
-from tests.support.notify_receivers import SmtpSink, WebhookReceiver, smtp_sink, webhook_receiver
+from tests.support.notify_receivers import (
+    SmtpSink,
+    WebhookReceiver,
+    mqtt_subscriber,
+    smtp_sink,
+    webhook_receiver,
+)
 
 
 @pytest.fixture
@@ -65,25 +67,6 @@ def short_retries(settings: CentralSettings, sink: SmtpSink) -> Iterator[Central
     """The same with two retries 0.2 s apart, then dead."""
     with central_mqtt(tuned(settings, sink, (0.2, 0.2))) as central:
         yield central
-
-
-@contextmanager
-def subscriber(broker: MqttBroker, topic: str) -> Iterator[list[bytes]]:
-    """The payloads published on `topic` while the block runs (a plain paho client)."""
-    got: list[bytes] = []
-    subscribed = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2)
-    client.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
-    client.on_subscribe = lambda *_: subscribed.set()
-    client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-    client.connect(broker.host, broker.port)
-    client.loop_start()
-    try:
-        assert subscribed.wait(10), "the test's MQTT subscriber did not subscribe"
-        yield got
-    finally:
-        client.loop_stop()
-        client.disconnect()
 
 
 def replica_worker(settings: CentralSettings, pool: Any, store: Any, metrics: Any) -> DeliveryWorker:
@@ -203,7 +186,7 @@ def test_notify_recognised_event_one_signed_webhook_and_one_email(
     secret = created["webhook_secret"]
     topic = created["rule"]["mqtt_topic"]
     assert topic == f"facegate/notify/v1/{created['rule']['id']}"
-    with EdgeRig(broker, SITE, EDGE, tmp_path) as edge, subscriber(broker, topic) as published:
+    with EdgeRig(broker, SITE, EDGE, tmp_path) as edge, mqtt_subscriber(broker, topic) as published:
         ids = edge.emit(3, kind="recognized", person_id=alice, score=0.8)  # one track: the cooldown holds
         edge.emit(1, start=10, camera="cam2", kind="recognized", person_id=alice)  # not a watched camera
         wait_for(

@@ -7,9 +7,11 @@ partitions past every site's policy are dropped whole; two replicas running at o
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,8 +21,13 @@ from central.db.partitions import ensure_event_partitions, month_partition
 from central.db.pool import open_async_pool
 from central.metrics import Metrics
 from central.retention.runner import Removed, RetentionRunner, RetentionSettings
+from central.settings import CentralSettings
 from central.storage import ObjectStore, crop_key
+from common.topics import edge_topic
+from devtools.services import MqttBroker
 from tests.support.central_app import Central
+from tests.support.ingest_rig import EDGE, SITE, EdgeRig, central_mqtt, stored_ids, wait_for
+from tests.support.notify_receivers import mqtt_subscriber
 
 NOW = datetime.now(UTC)
 DAYS = [*range(0, 430, 10), 490]  # 0 .. 420 days ago, and one ~16 months ago (default partition)
@@ -191,3 +198,31 @@ def test_retention_two_replicas_at_once_remove_nothing_twice(loaded: tuple[Centr
 def _end(name: str) -> datetime:
     start = datetime(int(name[8:12]), int(name[12:14]), 1, tzinfo=UTC)
     return month_partition(start, 1).start
+
+
+def test_retention_no_crops_tells_the_edges_and_ingest_drops_expired_events(
+    settings: CentralSettings, broker: MqttBroker, tmp_path: Path
+) -> None:
+    with (
+        central_mqtt(settings) as central,
+        mqtt_subscriber(broker, edge_topic(SITE, EDGE, "commands")) as got,
+    ):
+        viewer = central.key("viewer")
+        url = f"/api/v1/sites/{SITE}/retention"
+        assert central.client.put(url, json={"crops_days": 0}, headers=central.as_(viewer)).status_code == 403
+        too_long = central.client.put(url, json={"events_days": 30, "crops_days": 40}, headers=central.admin)
+        assert too_long.status_code == 422 and too_long.json()["code"] == "crops_outlive_events"
+        policy = central.client.put(url, json={"events_days": 30, "crops_days": 0}, headers=central.admin)
+        assert policy.status_code == 200 and policy.json()["crops_days"] == 0
+        wait_for(lambda: bool(got), 10, "the reload_config command")
+        command = json.loads(got[0])
+        assert (command["action"], command["crop_policy"]) == ("reload_config", "none")
+        with EdgeRig(broker, SITE, EDGE, tmp_path) as edge:
+            edge.emit(1, ts=datetime.now(UTC) - timedelta(days=40))  # past the 30 days
+            [new] = edge.emit(1, start=1)
+            wait_for(lambda: edge.backlog() == 0, 10, "both receipted")
+        assert stored_ids(central.settings.database_url) == [str(new)]
+        assert "facegate_retention_events_refused_total 1.0" in central.client.get("/metrics").text
+        with central.db() as conn:
+            audit = conn.execute("SELECT action FROM audit_log WHERE action LIKE 'retention.%'").fetchall()
+        assert audit == [("retention.site",)]
