@@ -97,6 +97,7 @@ async def drop_partition(
     """Queue the partition's crops for deletion, forget its event ids, detach and drop it: one
     transaction. Returns (rows dropped, crop objects queued)."""
     table = sql.Identifier(name)
+    await conn.execute("SET LOCAL lock_timeout = '5s'")  # DETACH locks `events`: never block ingest long
     await conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table))
     cur = await conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
     row = await cur.fetchone()

@@ -125,8 +125,12 @@ class RetentionRunner:
         for name, start, end in months:
             if end > line:
                 break
-            async with self.pool.connection() as conn:
-                rows, queued = await repo.drop_partition(conn, name, start, end)
+            try:
+                async with self.pool.connection() as conn:
+                    rows, queued = await repo.drop_partition(conn, name, start, end)
+            except psycopg.errors.LockNotAvailable:  # busy: the rows go in batches below, or next run
+                log.warning("retention_partition_busy", extra={"partition": name})
+                break
             removed.partitions.append(name)
             removed.add("events", rows)
             removed.objects += queued
