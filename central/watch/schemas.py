@@ -63,7 +63,7 @@ class RuleWrite(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Empty: every site (unrestricted keys only)."""
     cameras: Annotated[list[Camera], msgspec.Meta(max_length=1000)] = []
     """Empty: every camera of those sites."""
-    when: RuleWhen = RuleWhen()
+    when: RuleWhen = msgspec.field(default_factory=RuleWhen)
     cooldown_s: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 60
     """At most one notification per person (or unknown face) and camera within this many seconds."""
     enabled: bool = True
