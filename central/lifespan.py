@@ -29,9 +29,11 @@ from typing import Any
 from litestar import Litestar
 
 from central.auth.authenticator import Authenticator
+from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
+from central.console.service import ConsoleService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
 from central.distribution.service import DistributionService
@@ -84,6 +86,7 @@ class Services:
     operations: Operations
     cleanup: CleanupService
     distribution: DistributionService
+    console: ConsoleService
     watch: WatchService
     deliveries: DeliveryService
     targets: TargetPolicy
@@ -103,6 +106,8 @@ ROUTED = (
     "models",
     "live",
     "operations",
+    "distribution",
+    "console",
     "watch",
     "deliveries",
     "retention",
@@ -117,7 +122,18 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     recognizer = embedder.model.manifest if embedder is not None else None
     auth = AuthService(
         pool,
-        Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+        Authenticator(
+            pool,
+            settings.secret_key,
+            AuthLimiter.create(
+                settings.redis_url,
+                settings.auth_fail_ip_per_s,
+                settings.auth_fail_ip_burst,
+                settings.auth_fail_key_per_s,
+                settings.auth_fail_key_burst,
+            ),
+            cache_s=settings.key_cache_s,
+        ),
         make_rate_limiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst),
         metrics,
         secret_key=settings.secret_key,
@@ -129,7 +145,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     galleries = GalleryService(
         pool, store, default_model=recognizer.id if recognizer else settings.recognizer, recognizer=recognizer
     )
-    distribution = DistributionService()
+    distribution = DistributionService(pool, mqtt)
     people = PeopleService(
         pool, store, galleries, distribution, cleanup, presign_ttl_s=settings.presign_ttl_s
     )
@@ -162,9 +178,12 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             queue_size=settings.ws_queue_size,
             ping_s=settings.ws_ping_s,
         ),
-        operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
+        operations=Operations(
+            pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt, settings.metrics_port
+        ),
         cleanup=cleanup,
         distribution=distribution,
+        console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
         watch=WatchService(pool, targets.check),
         deliveries=DeliveryService(pool),
         targets=targets,
