@@ -88,28 +88,45 @@ async def claim_due(conn: AsyncConnection[Any], limit: int) -> list[Due]:
     return [Due(*row) for row in await cur.fetchall()]
 
 
-async def record_attempt(
-    conn: AsyncConnection[Any],
-    delivery: UUID,
-    *,
-    outcome: str,
-    reason: str | None,
-    duration_ms: int,
-    retry_in_s: float | None,
-) -> None:
-    """Log one attempt and move the delivery on: `sent`, `failed` (retried in `retry_in_s`) or `dead`."""
-    await conn.execute(
-        "INSERT INTO delivery_attempts (delivery_id, outcome, reason, duration_ms) VALUES (%s, %s, %s, %s)",
-        (delivery, outcome, reason[:1000] if reason else None, duration_ms),
-    )
-    status = {"sent": "sent", "failed": "pending", "dead": "dead"}[outcome]
-    await conn.execute(
-        "UPDATE deliveries SET status = %s, attempts = attempts + 1, last_error = %s,"
-        " sent_at = CASE WHEN %s = 'sent' THEN now() END,"
-        " next_at = CASE WHEN %s::float8 IS NULL THEN next_at"
-        " ELSE now() + make_interval(secs => %s::float8) END WHERE id = %s",
-        (status, reason[:1000] if reason else None, status, retry_in_s, retry_in_s, delivery),
-    )
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt's outcome: `sent`, `failed` (retried in `retry_in_s`) or `dead`."""
+
+    delivery: UUID
+    outcome: str
+    reason: str | None
+    duration_ms: int
+    retry_in_s: float | None
+
+
+async def record_attempts(conn: AsyncConnection[Any], attempts: Sequence[Attempt]) -> None:
+    """Log the attempts and move each delivery on (two pipelined statements per pass, not per row)."""
+    if not attempts:
+        return
+    status = {"sent": "sent", "failed": "pending", "dead": "dead"}
+    async with conn.cursor() as cur:
+        await cur.executemany(
+            "INSERT INTO delivery_attempts (delivery_id, outcome, reason, duration_ms)"
+            " VALUES (%s, %s, %s, %s)",
+            [(a.delivery, a.outcome, a.reason[:1000] if a.reason else None, a.duration_ms) for a in attempts],
+        )
+        await cur.executemany(
+            "UPDATE deliveries SET status = %s, attempts = attempts + 1, last_error = %s,"
+            " sent_at = CASE WHEN %s = 'sent' THEN now() END,"
+            " next_at = CASE WHEN %s::float8 IS NULL THEN next_at"
+            " ELSE now() + make_interval(secs => %s::float8) END WHERE id = %s",
+            [
+                (
+                    status[a.outcome],
+                    a.reason[:1000] if a.reason else None,
+                    status[a.outcome],
+                    a.retry_in_s,
+                    a.retry_in_s,
+                    a.delivery,
+                )
+                for a in attempts
+            ],
+        )
 
 
 async def backlog(conn: AsyncConnection[Any]) -> tuple[int, float]:

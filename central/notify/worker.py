@@ -34,6 +34,8 @@ from central.watch.repository import MQTT_TOPIC
 from common.mqtt.aio import AsyncMqttClient
 
 log = logging.getLogger("central.notify")
+GAUGE_EVERY_S = 5.0
+"""The backlog gauges are read at most this often while deliveries flow (and after every idle pass)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +68,7 @@ class DeliveryWorker:
         self.pool, self.store, self.webhooks, self.email, self.mqtt = pool, store, webhooks, email, mqtt
         self.metrics, self.settings = metrics, settings
         self._wake = asyncio.Event()
+        self._gauged = float("-inf")
 
     def wake(self) -> None:
         """Look for due deliveries now (ingest calls it after a commit that wrote some)."""
@@ -91,18 +94,12 @@ class DeliveryWorker:
         async with self.pool.connection() as conn:
             due = await repo.claim_due(conn, self.settings.batch)
             results = await asyncio.gather(*(self._attempt(d) for d in due))
+            attempts = []
             for delivery, (reason, took_ms) in zip(due, results, strict=True):
                 outcome, retry_in = (
                     ("sent", None) if reason is None else next_step(delivery.attempts, self.settings.retry_s)
                 )
-                await repo.record_attempt(
-                    conn,
-                    delivery.id,
-                    outcome=outcome,
-                    reason=reason,
-                    duration_ms=took_ms,
-                    retry_in_s=retry_in,
-                )
+                attempts.append(repo.Attempt(delivery.id, outcome, reason, took_ms, retry_in))
                 self.metrics.attempts.labels(delivery.channel, outcome).inc()
                 if outcome != "sent":
                     log.warning(
@@ -115,9 +112,12 @@ class DeliveryWorker:
                             "reason": reason,
                         },
                     )
-            pending, oldest = await repo.backlog(conn)
-        self.metrics.pending.set(pending)
-        self.metrics.oldest_pending.set(oldest)
+            await repo.record_attempts(conn, attempts)
+            if time.monotonic() - self._gauged >= GAUGE_EVERY_S or not due:
+                pending, oldest = await repo.backlog(conn)
+                self.metrics.pending.set(pending)
+                self.metrics.oldest_pending.set(oldest)
+                self._gauged = time.monotonic()
         return len(due)
 
     async def _attempt(self, delivery: Due) -> tuple[str | None, int]:
