@@ -43,6 +43,9 @@ class WebhookReceiver:
 
     port: int = field(default_factory=free_port)
     status: int = 200
+    location: str | None = None
+    """Sent as the Location header (with a 3xx `status`: a redirect)."""
+    body: bytes = b"ok"
     hooks: list[Hook] = field(default_factory=list)
     hold: bool = False
     _released: threading.Event = field(default_factory=threading.Event)
@@ -65,9 +68,11 @@ class WebhookReceiver:
                     receiver._released.wait(60)
                 try:
                     self.send_response(receiver.status)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(receiver.body)))
+                    if receiver.location is not None:
+                        self.send_header("Location", receiver.location)
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(receiver.body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender is gone (killed while we held its request)
 
