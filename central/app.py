@@ -40,8 +40,11 @@ from central.lifespan import ROUTED, central_lifespan
 from central.live.routes import events_socket
 from central.metrics import Metrics
 from central.models import routes as models_routes
+from central.notify import routes as notify_routes
 from central.people import routes as people_routes
+from central.retention import routes as retention_routes
 from central.settings import CentralSettings, check_secret_key, upload_body_bytes
+from central.watch import routes as watch_routes
 
 API_PREFIX = "/api/v1"
 VERSION = "1.0.0"
@@ -56,6 +59,9 @@ def api_routes() -> list[ControllerRouterHandler]:
         *fleet_routes.ROUTES,
         *events_routes.ROUTES,
         *models_routes.ROUTES,
+        *watch_routes.ROUTES,
+        *notify_routes.ROUTES,
+        *retention_routes.ROUTES,
     ]
 
 

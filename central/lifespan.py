@@ -8,8 +8,9 @@ Start-up (`central_lifespan(settings, metrics)`, run by Litestar before the firs
    `app.state` under their dependency names (`Services`); central/app.py provides each to the
    handlers that declare it (`people: NamedDependency[PeopleService]`), the guard reads `auth`;
 4. start the workers in this order: event-partition upkeep, enrollment job workers and their lease
-   sweep, the pending-deletions sweep, the live-event listener (with Redis), MQTT (ingest, fleet state,
-   the dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
+   sweep, the pending-deletions sweep, the live-event listener (with Redis), the notification delivery
+   worker, the retention runner, MQTT (ingest with the notification outbox hook, fleet state, the
+   dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
 
 Shutdown runs the workers' stops in the reverse order (distribution first; the MQTT consumers stop
 before the client disconnects, so nothing more is acknowledged), then closes the resources. No other
@@ -53,9 +54,19 @@ from central.metrics import Metrics
 from central.models.service import ModelService
 from central.monitoring.refresher import FleetRefresher
 from central.mqtt.options import mqtt_settings
+from central.notify.email import EmailSender, SmtpSettings
+from central.notify.enqueue import Enqueuer
+from central.notify.service import DeliveryService
+from central.notify.targets import TargetPolicy
+from central.notify.webhook import WebhookSender, WebhookSettings
+from central.notify.worker import DeliveryWorker, WorkerSettings
 from central.people.service import PeopleService
+from central.retention.expiry import EventExpiry
+from central.retention.runner import RetentionRunner, RetentionSettings
+from central.retention.service import RetentionService
 from central.runtime import Runtime, close_runtime, open_runtime
 from central.settings import CentralSettings
+from central.watch.service import WatchService
 from common.mqtt.aio import AsyncMqttClient
 
 
@@ -76,6 +87,10 @@ class Services:
     cleanup: CleanupService
     distribution: DistributionService
     console: ConsoleService
+    watch: WatchService
+    deliveries: DeliveryService
+    targets: TargetPolicy
+    retention: RetentionService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -93,6 +108,9 @@ ROUTED = (
     "operations",
     "distribution",
     "console",
+    "watch",
+    "deliveries",
+    "retention",
 )
 """The services handlers receive as dependencies (central/app.py)."""
 
@@ -144,6 +162,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         job_queue(runtime.redis, settings.database_url),
     )
     loaded = [runtime.pipeline.detector.model.manifest, *([recognizer] if recognizer else [])]
+    targets = TargetPolicy(settings.webhook_allow_nets)
     return Services(
         auth=auth,
         people=people,
@@ -165,6 +184,34 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         cleanup=cleanup,
         distribution=distribution,
         console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
+        watch=WatchService(pool, targets.check),
+        deliveries=DeliveryService(pool),
+        targets=targets,
+        retention=RetentionService(pool),
+    )
+
+
+def delivery_worker(runtime: Runtime, services: Services, mqtt: AsyncMqttClient | None) -> DeliveryWorker:
+    """The notification sender of this replica (central/notify/worker.py)."""
+    s = runtime.settings
+    return DeliveryWorker(
+        runtime.pool,
+        runtime.store,
+        WebhookSender(services.targets, WebhookSettings(s.webhook_timeout_s, s.webhook_max_response_bytes)),
+        EmailSender(
+            SmtpSettings(
+                s.smtp_host,
+                s.smtp_port,
+                s.smtp_username,
+                s.smtp_password,
+                s.smtp_from,
+                s.smtp_starttls,
+                s.smtp_timeout_s,
+            )
+        ),
+        mqtt,
+        runtime.metrics.notify,
+        WorkerSettings(s.notify_poll_s, s.notify_batch, s.notify_retry_s, s.notify_link_ttl_s),
     )
 
 
@@ -216,8 +263,13 @@ async def start_workers(
     workers.spawn(services.cleanup.sweep_forever(), "pending-deletions")
     if runtime.redis is not None:
         workers.spawn(services.live.listen_forever(), "live-events")
+    notifier = delivery_worker(runtime, services, mqtt)
+    workers.spawn(notifier.run_forever(), "deliveries")
+    retention = RetentionSettings(settings.retention_every_s, settings.retention_batch)
+    runner = RetentionRunner(pool, services.cleanup, metrics.retention, retention)
+    workers.spawn(runner.run_forever(), "retention")
     if mqtt is not None:
-        await start_mqtt(workers, runtime, services, mqtt)
+        await start_mqtt(workers, runtime, services, mqtt, notifier)
     refresher = FleetRefresher(
         pool,
         runtime.redis,
@@ -232,17 +284,29 @@ async def start_workers(
         workers.adopt(Distributor(pool, mqtt, policy, rules).start())
 
 
-async def start_mqtt(workers: Workers, runtime: Runtime, services: Services, mqtt: AsyncMqttClient) -> None:
+async def start_mqtt(
+    workers: Workers, runtime: Runtime, services: Services, mqtt: AsyncMqttClient, notifier: DeliveryWorker
+) -> None:
     """Event ingest and fleet state on the MQTT client, which then connects in the background (a broker
-    that is down is retried; docs/central-ingest.md). Stopping stops consuming first (nothing more is
+    that is down is retried; docs/central-ingest.md). Ingest writes the notification outbox in its
+    commit and wakes the delivery worker after it. Stopping stops consuming first (nothing more is
     acknowledged), then disconnects."""
+    enqueuer = Enqueuer(runtime.settings.notify_max_age_s)
+    enqueuer.on_enqueued = runtime.metrics.notify.enqueued.inc
+
+    async def after_commit(events: list[dict[str, Any]]) -> None:
+        notifier.wake()
+        await services.live.publish(events)
+
     ingest = Ingest(
         mqtt,
         runtime.pool,
         runtime.store,
         runtime.metrics,
         ingest_settings(runtime.settings),
-        on_commit=services.live.publish,
+        on_commit=after_commit,
+        in_commit=enqueuer,
+        expiry=EventExpiry(runtime.metrics.retention),
     )
     services.operations.ingest = ingest.progress.health
     fleet_state = FleetState(mqtt, runtime.pool, runtime.metrics)

@@ -109,6 +109,8 @@ class Metrics:
         """Fleet and per-edge gauges, refreshed by central/monitoring/refresher.py."""
         self.registry.register(self.fleet)
         self.live = LiveMetrics(self.registry)
+        self.notify = NotifyMetrics(self.registry)
+        self.retention = RetentionMetrics(self.registry)
 
     def watch_pool(self, stats: Callable[[], dict[str, int]]) -> None:
         """Export the connection pool's counters (psycopg_pool `get_stats()`) at every scrape."""
@@ -139,6 +141,73 @@ class LiveMetrics:
         self.subscribed = Gauge(
             "facegate_live_subscribed",
             "1 while this replica's Redis subscription to the live-event channel is active",
+            registry=registry,
+        )
+
+
+class NotifyMetrics:
+    """Deliveries of watch-rule matches (central/notify/): attempts by channel and outcome, the backlog."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.enqueued = Counter(
+            "facegate_notify_enqueued",
+            "Deliveries written with their events by ingest (one per rule, channel and event)",
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "facegate_notify_attempts",
+            "Delivery attempts by channel and outcome (sent; failed: retried later; dead: retries used up)",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "facegate_notify_latency_seconds",
+            "From the delivery's creation (the event's commit) to its successful send, by channel",
+            ["channel"],
+            buckets=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0, 1800.0),
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "facegate_notify_pending",
+            "Deliveries waiting to be sent (first try or retry), as the last pass of this replica saw",
+            registry=registry,
+        )
+        self.oldest_pending = Gauge(
+            "facegate_notify_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0: none), as the last pass of this replica saw",
+            registry=registry,
+        )
+
+
+class RetentionMetrics:
+    """Retention runs (central/retention/): rows and objects removed, partitions dropped, oldest rows."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows = Counter(
+            "facegate_retention_rows_removed",
+            "Rows removed by the retention policies, by table (events dropped with a partition included)",
+            ["table"],
+            registry=registry,
+        )
+        self.objects = Counter(
+            "facegate_retention_objects_removed",
+            "Stored objects (face crops) queued for deletion by the retention policies",
+            registry=registry,
+        )
+        self.partitions_dropped = Counter(
+            "facegate_retention_partitions_dropped",
+            "Monthly event partitions dropped whole because every site's policy allowed it",
+            registry=registry,
+        )
+        self.oldest = Gauge(
+            "facegate_retention_oldest_row_seconds",
+            "Age of the oldest row kept after the last retention run on this replica, by table (0: empty)",
+            ["table"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "facegate_retention_events_refused",
+            "Events ingest refused because they were already older than their site's policy",
             registry=registry,
         )
 

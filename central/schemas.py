@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,6 +25,12 @@ Name = Annotated[str, msgspec.Meta(max_length=200, pattern=whole(r"[^\x00-\x1f\x
 """Display names and labels: up to 200 characters, no control characters."""
 
 ExternalId = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=whole(r"[^\x00-\x1f\x7f]+"))]
+
+TimeZone = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=64, pattern=whole("[A-Za-z0-9_+/-]+"), examples=["Europe/Paris"]),
+]
+"""An IANA time zone name; `check_time_zone` looks it up in the zone database."""
 
 PageLimit = Annotated[int, QueryParameter(ge=1, le=500, description="items per page (1-500)")]
 """The `limit` query parameter of list routes (Litestar enforces QueryParameter bounds, not msgspec.Meta)."""
@@ -74,3 +81,15 @@ class Page(msgspec.Struct, frozen=True):
 
     items: list[Any]
     next: str | None = None
+
+
+def check_time_zone(name: str) -> str:
+    """`name` when the zone database knows it; InvalidInput `unknown_time_zone` otherwise."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+        raise InvalidInput(
+            f"unknown time zone {name!r}: use an IANA name such as 'Europe/Paris' or 'UTC'",
+            code="unknown_time_zone",
+        ) from err
+    return name

@@ -96,6 +96,25 @@ class CentralSettings:
     # The console (docs/console.md)
     console_session_ttl_s: int = 8 * 3600  # a console session ends this long after sign-in
     console_secure_cookies: bool = False  # Secure cookies; also set whenever a request arrives over https
+    # Notifications (docs/notifications.md)
+    notify_poll_s: float = 0.5  # how often each replica looks for due deliveries
+    notify_batch: int = 20  # deliveries one replica claims (FOR UPDATE SKIP LOCKED) per pass
+    notify_retry_s: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0, 1800.0, 3600.0)  # waits before retries
+    notify_max_age_s: float = 3600.0  # events older than this when ingested notify no one
+    notify_link_ttl_s: int = 3600  # how long the crop link in a notification stays valid
+    webhook_timeout_s: float = 5.0  # connect + send + response, each
+    webhook_max_response_bytes: int = 64 * 1024  # read of a receiver's response, at most
+    webhook_allow_nets: tuple[str, ...] = ()  # private/loopback/link-local networks webhooks may reach
+    smtp_host: str | None = None  # None: e-mail deliveries fail ("SMTP not configured")
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "facegate@localhost"
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 10.0
+    # Retention (docs/retention.md)
+    retention_every_s: float = 3600.0  # how often a replica tries a retention run (one at a time)
+    retention_batch: int = 5000  # rows per delete transaction outside whole-partition drops
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -153,6 +172,7 @@ class CentralSettings:
             **_distribution_settings(reader, defaults),
             **_monitoring_settings(reader, defaults),
             **_console_settings(reader, defaults),
+            **_notify_settings(reader, defaults),
         )
 
 
@@ -262,6 +282,32 @@ def _distribution_settings(reader: _Env, defaults: CentralSettings) -> dict[str,
     }
 
 
+def _notify_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    return {
+        "notify_poll_s": reader.number("FACEGATE_NOTIFY_POLL_S", defaults.notify_poll_s),
+        "notify_batch": reader.integer("FACEGATE_NOTIFY_BATCH", defaults.notify_batch, 1),
+        "notify_retry_s": reader.numbers("FACEGATE_NOTIFY_RETRY_S", defaults.notify_retry_s),
+        "notify_max_age_s": reader.number("FACEGATE_NOTIFY_MAX_AGE_S", defaults.notify_max_age_s),
+        "notify_link_ttl_s": reader.integer("FACEGATE_NOTIFY_LINK_TTL_S", defaults.notify_link_ttl_s, 60),
+        "webhook_timeout_s": reader.number("FACEGATE_WEBHOOK_TIMEOUT_S", defaults.webhook_timeout_s),
+        "webhook_max_response_bytes": reader.integer(
+            "FACEGATE_WEBHOOK_MAX_RESPONSE_BYTES", defaults.webhook_max_response_bytes, 0
+        ),
+        "webhook_allow_nets": tuple(
+            n.strip() for n in reader.text("FACEGATE_WEBHOOK_ALLOW_NETS").split(",") if n.strip()
+        ),
+        "smtp_host": reader.text("FACEGATE_SMTP_HOST") or None,
+        "smtp_port": reader.integer("FACEGATE_SMTP_PORT", defaults.smtp_port, 1),
+        "smtp_username": reader.text("FACEGATE_SMTP_USERNAME") or None,
+        "smtp_password": reader.text("FACEGATE_SMTP_PASSWORD") or None,
+        "smtp_from": reader.text("FACEGATE_SMTP_FROM") or defaults.smtp_from,
+        "smtp_starttls": reader.flag("FACEGATE_SMTP_STARTTLS", defaults.smtp_starttls),
+        "smtp_timeout_s": reader.number("FACEGATE_SMTP_TIMEOUT_S", defaults.smtp_timeout_s),
+        "retention_every_s": reader.number("FACEGATE_RETENTION_EVERY_S", defaults.retention_every_s),
+        "retention_batch": reader.integer("FACEGATE_RETENTION_BATCH", defaults.retention_batch, 1),
+    }
+
+
 class _Env:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
@@ -290,6 +336,19 @@ class _Env:
     def number(self, name: str, default: float) -> float:
         value = self.optional_number(name)
         return default if value is None else value
+
+    def numbers(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        """A comma-separated list of positive numbers (at most 20)."""
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            values = tuple(float(v) for v in raw.split(","))
+        except ValueError as err:
+            raise ConfigError(f"{name}={raw!r}: expected numbers separated by commas") from err
+        if not 0 < len(values) <= 20 or not all(0 < v < float("inf") for v in values):
+            raise ConfigError(f"{name}={raw!r}: 1 to 20 positive finite numbers")
+        return values
 
     def optional_number(self, name: str) -> float | None:
         raw = self.text(name)

@@ -195,6 +195,9 @@ class Command(Message, frozen=True, kw_only=True):
     action: Literal["resync_gallery", "reload_config", "erase_person"]
     gallery: str | None = None
     person_id: str | None = None
+    crop_policy: Literal["none", "device"] | None = None
+    """With reload_config: central's retention keeps no crops of the site ("none": send none), or
+    leaves it to the device file's `crops.policy` ("device"). Older edges ignore it."""
 
 
 class SnapshotTemplate(msgspec.Struct, frozen=True, kw_only=True):

@@ -28,6 +28,7 @@ from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
 from edge.camera.sources import CameraSource, Frame, SourceState, StateChange
+from edge.config import central_crops
 from edge.config.loader import load_config
 from edge.config.schema import Camera, DeviceConfig
 from edge.delivery.mqtt import EdgeMqttClient, Versions
@@ -52,7 +53,9 @@ class EdgeDaemon:
     """The whole edge box in one object; `run()` blocks until stop() or a signal."""
 
     def __init__(self, config_path: Path, config: DeviceConfig) -> None:
-        self.config_path, self.config = config_path, config
+        self._central_crops_path = assembly.state_path(config, "central-crops")
+        self.config_path = config_path
+        self.config = central_crops.apply(config, central_crops.read(self._central_crops_path))
         self.metrics = EdgeMetrics()
         self.started = time.monotonic()
         self._stop = threading.Event()
@@ -300,7 +303,9 @@ class EdgeDaemon:
         """Re-read the device file: cameras and thresholds change; the outbox, broker session and
         galleries stay. A file with an error changes nothing."""
         try:
-            new = load_config(self.config_path)
+            new = central_crops.apply(
+                load_config(self.config_path), central_crops.read(self._central_crops_path)
+            )
         except ConfigError as err:
             self.metrics.config_errors.inc()
             log.error("config_reload_refused", extra={"error": str(err)})
@@ -338,6 +343,9 @@ class EdgeDaemon:
             for gid in [command.gallery] if command.gallery else list(self.galleries):
                 self.sync.resync(gid)
         elif command.action == "reload_config":
+            if command.crop_policy is not None:
+                central_crops.write(self._central_crops_path, command.crop_policy)
+                log.info("central_crop_policy", extra={"crop_policy": command.crop_policy})
             threading.Thread(target=self.reload, name="reload", daemon=True).start()
         elif command.action == "erase_person" and command.person_id:
             removed = sum(g.erase_person(command.person_id) for g in self.galleries.values())

@@ -45,6 +45,8 @@ class Manifest:
     migrations: list[str]
     files: list[FileEntry] = field(default_factory=list)
     format_version: int = FORMAT_VERSION
+    retention: dict[str, Any] | None = None
+    """The retention policies in force when the backup was taken (docs/retention.md)."""
 
     @property
     def object_count(self) -> int:
@@ -62,6 +64,7 @@ class Manifest:
             "server_version_num": self.server_version_num,
             "pg_dump_version": self.pg_dump_version,
             "migrations": self.migrations,
+            "retention": self.retention,
             "object_count": self.object_count,
             "files": [
                 {"path": f.path, "size": f.size, "sha256": f.sha256}
@@ -102,6 +105,7 @@ def read_manifest(folder: Path) -> Manifest:
             pg_dump_version=str(raw["pg_dump_version"]),
             migrations=[str(m) for m in raw["migrations"]],
             files=files,
+            retention=raw.get("retention"),
         )
     except FileNotFoundError as err:
         raise BackupError(f"{folder} is not a complete backup: no {MANIFEST}") from err

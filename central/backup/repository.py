@@ -4,6 +4,7 @@ whether it is empty (a restore refuses a database that is not)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
@@ -15,6 +16,8 @@ class ServerInfo:
     version: str
     version_num: int
     migrations: list[str]
+    retention: dict[str, Any] | None = None
+    """The retention policies in force (defaults and each site's own values); None before migration 0042."""
 
     @property
     def major(self) -> int:
@@ -29,7 +32,22 @@ def server_info(dsn: str) -> ServerInfo:
         names: list[str] = []
         if conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone() == (True,):
             names = [str(r[0]) for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-    return ServerInfo(version, num, names)
+        retention = _retention(conn)
+    return ServerInfo(version, num, names, retention)
+
+
+def _retention(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, Any] | None:
+    if conn.execute("SELECT to_regclass('retention_defaults') IS NOT NULL").fetchone() != (True,):
+        return None
+    row = conn.execute(
+        "SELECT json_build_object("
+        " 'defaults', (SELECT row_to_json(d) FROM (SELECT events_days, crops_days, audit_days,"
+        " dead_letters_days, deliveries_days FROM retention_defaults) d),"
+        " 'sites', (SELECT coalesce(json_object_agg(site_id, json_build_object('events_days', events_days,"
+        " 'crops_days', crops_days, 'dead_letters_days', dead_letters_days, 'deliveries_days',"
+        " deliveries_days)), '{}') FROM retention_policies))"
+    ).fetchone()
+    return dict(row[0]) if row and isinstance(row[0], dict) else None
 
 
 def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:

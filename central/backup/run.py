@@ -45,6 +45,7 @@ def create_backup(dsn: str, store: ObjectStore, out: Path, now: datetime | None 
             pg_dump_version=tool.version,
             migrations=info.migrations,
             files=[entry_for(work, DUMP), *dump_objects(store, work)],
+            retention=info.retention,
         )
         manifest.write(work)
         work.rename(final)

@@ -23,17 +23,23 @@ class BrokerRegistry:
 
     edges: tuple[EdgeAccount, ...]
     galleries_by_site: dict[str, tuple[str, ...]]
+    integrations: tuple[tuple[str, str], ...] = ()
+    """(username, `$7$` hash) of the integrations' read-only logins (the watch rules' MQTT topics)."""
 
     def galleries_of(self, site: str) -> tuple[str, ...]:
         return self.galleries_by_site.get(site, ())
 
 
 def build_registry(
-    edge_rows: Iterable[tuple[str, str, str | None]], gallery_rows: Iterable[tuple[str, str]]
+    edge_rows: Iterable[tuple[str, str, str | None]],
+    gallery_rows: Iterable[tuple[str, str]],
+    integration_rows: Iterable[tuple[str, str]] = (),
 ) -> BrokerRegistry:
-    """A registry from (site, edge, hash) and (site, gallery) rows, sorted whatever their order."""
+    """A registry from (site, edge, hash), (site, gallery) and (username, hash) rows, sorted whatever
+    their order."""
     edges = tuple(sorted((EdgeAccount(*row) for row in edge_rows), key=lambda e: (e.site, e.edge)))
     by_site: defaultdict[str, set[str]] = defaultdict(set)
     for site, gallery in gallery_rows:
         by_site[site].add(gallery)
-    return BrokerRegistry(edges, {site: tuple(sorted(names)) for site, names in sorted(by_site.items())})
+    galleries = {site: tuple(sorted(names)) for site, names in sorted(by_site.items())}
+    return BrokerRegistry(edges, galleries, tuple(sorted((u, h) for u, h in integration_rows)))

@@ -18,6 +18,9 @@ NAV = (
     ("jobs", "Jobs"),
     ("galleries", "Galleries"),
     ("sites", "Sites"),
+    ("watch", "Watch rules"),
+    ("deliveries", "Deliveries"),
+    ("retention", "Retention"),
     ("keys", "Keys"),
     ("audit", "Audit"),
 )

@@ -1,4 +1,5 @@
-"""The erase-command outbox: `erase_person` commands queued with the erasure, published after it.
+"""The command outbox: `erase_person` commands queued with the erasure, and `reload_config` commands
+carrying a site's crop policy queued with a retention change (central/retention/), published after.
 
 `DistributionService.queue_erase(conn, person_id, galleries)` runs in the erasure's transaction
 (central/people/service.py) and records the sites of those galleries; the distributor publishes
@@ -27,9 +28,9 @@ async def publish_commands(pool: AsyncPool, publisher: Publisher) -> int:
     """Publish queued commands (up to BATCH rows) and delete their rows; returns the rows done."""
     async with pool.connection() as conn:
         rows = await repo.pending_commands(conn, BATCH)
-        for row_id, action, person_id, sites in rows:
+        for row_id, action, person_id, sites, crop_policy in rows:
             edges = await repo.edges_of(conn, sites)
-            payload = encode(Command(action=action, person_id=person_id))
+            payload = encode(Command(action=action, person_id=person_id, crop_policy=crop_policy))
             for site, edge in edges:
                 await publisher.publish(edge_topic(site, edge, "commands"), payload, qos=1, retain=False)
             await repo.command_done(conn, row_id)

@@ -24,7 +24,7 @@ SELECT 'erase_person', %s, array_agg(DISTINCT site_id::text ORDER BY site_id::te
 HAVING count(*) > 0
 """
 _PENDING_COMMANDS = """
-SELECT id, action, person_id::text, sites FROM distribution_commands
+SELECT id, action, person_id::text, sites, crop_policy FROM distribution_commands
  ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
 """
 _EDGES = "SELECT site_id::text, id::text FROM edges WHERE site_id = ANY(%s) ORDER BY site_id, id"
@@ -98,11 +98,14 @@ async def queue_erase(conn: AsyncConnection[Any], person_id: UUID, galleries: Se
     await conn.execute(_QUEUE_ERASE, (person_id, list(galleries)))
 
 
-async def pending_commands(conn: AsyncConnection[Any], limit: int) -> list[tuple[int, Any, str, list[str]]]:
-    """(id, action, person id, sites) of up to `limit` queued commands no other replica holds, locked.
-    The action is a `common.messages.Command` action as the row holds it (only `erase_person` is queued)."""
+async def pending_commands(
+    conn: AsyncConnection[Any], limit: int
+) -> list[tuple[int, Any, str | None, list[str], Any]]:
+    """(id, action, person id, sites, crop policy) of up to `limit` queued commands no other replica
+    holds, locked. The action is a `common.messages.Command` action as the row holds it (`erase_person`
+    with a person, `reload_config` with a crop policy)."""
     rows = await (await conn.execute(_PENDING_COMMANDS, (limit,))).fetchall()
-    return [(int(i), a, str(p), list(s)) for i, a, p, s in rows]
+    return [(int(i), a, p, list(s), c) for i, a, p, s, c in rows]
 
 
 async def edges_of(conn: AsyncConnection[Any], sites: Sequence[str]) -> list[tuple[str, str]]:

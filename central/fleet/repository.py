@@ -13,7 +13,9 @@ from psycopg import AsyncConnection
 from central.fleet.credentials import IssuedCredentials, broker_username, topic_prefix
 from central.fleet.schemas import EdgeRead, SiteRead
 
-_SITE_COLUMNS = "s.id, s.name, s.created_at, (SELECT count(*) FROM edges e WHERE e.site_id = s.id)"
+_SITE_COLUMNS = (
+    "s.id, s.name, s.created_at, (SELECT count(*) FROM edges e WHERE e.site_id = s.id), s.time_zone"
+)
 _EDGE_COLUMNS = (
     "site_id, id, name, created_at, status, last_seen, software_version, detector_model,"
     " recognizer_model, gallery_versions, stats, stats_at"
@@ -30,7 +32,7 @@ SELECT 'api_keys', coalesce(array_agg(prefix ORDER BY prefix), '{}')
 
 
 def _site(row: Sequence[Any]) -> SiteRead:
-    return SiteRead(id=row[0], name=row[1], created_at=row[2], edge_count=int(row[3]))
+    return SiteRead(id=row[0], name=row[1], created_at=row[2], edge_count=int(row[3]), time_zone=row[4])
 
 
 def _edge(row: Sequence[Any]) -> EdgeRead:
@@ -72,19 +74,28 @@ async def get_site(conn: AsyncConnection[Any], site: str, *, lock: bool = False)
     return _site(row) if row else None
 
 
-async def create_site(conn: AsyncConnection[Any], site: str, name: str) -> SiteRead | None:
+async def create_site(
+    conn: AsyncConnection[Any], site: str, name: str, time_zone: str = "UTC"
+) -> SiteRead | None:
     """Insert a site; None when the id is taken."""
     cur = await conn.execute(
-        "INSERT INTO sites (id, name) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING RETURNING id, name,"
-        " created_at, 0",
-        (site, name),
+        "INSERT INTO sites (id, name, time_zone) VALUES (%s, %s, %s) ON CONFLICT (id) DO NOTHING"
+        " RETURNING id, name, created_at, 0, time_zone",
+        (site, name, time_zone),
     )
     row = await cur.fetchone()
     return _site(row) if row else None
 
 
-async def rename_site(conn: AsyncConnection[Any], site: str, name: str) -> SiteRead | None:
-    cur = await conn.execute("UPDATE sites SET name = %s WHERE id = %s RETURNING id", (name, site))
+async def rename_site(
+    conn: AsyncConnection[Any], site: str, name: str | None, time_zone: str | None = None
+) -> SiteRead | None:
+    """Change the name and/or the time zone (None: kept); None when there is no such site."""
+    cur = await conn.execute(
+        "UPDATE sites SET name = coalesce(%s, name), time_zone = coalesce(%s, time_zone) WHERE id = %s"
+        " RETURNING id",
+        (name, time_zone, site),
+    )
     if await cur.fetchone() is None:
         return None
     return await get_site(conn, site)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from central.schemas import Name, Slug
+from central.schemas import Name, Slug, TimeZone
 
 EdgeStatus = Literal["online", "offline"]
 
@@ -16,10 +16,13 @@ class SiteCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Slug
     """The site id, an MQTT topic segment; `galleries` is refused (it would clash with gallery topics)."""
     name: Name = ""
+    time_zone: TimeZone = "UTC"
+    """The IANA time zone of the site (`Europe/Paris`): watch rules' days and hours are read in it."""
 
 
 class SiteUpdate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    name: Name
+    name: Name | None = None
+    time_zone: TimeZone | None = None
 
 
 class SiteRead(msgspec.Struct, frozen=True):
@@ -27,6 +30,7 @@ class SiteRead(msgspec.Struct, frozen=True):
     name: str
     created_at: datetime
     edge_count: int = 0
+    time_zone: str = "UTC"
 
 
 class EdgeCreate(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

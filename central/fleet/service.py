@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from psycopg import AsyncConnection
 
 from central import audit
@@ -33,6 +34,7 @@ from central.fleet.schemas import (
     SiteUpdate,
 )
 from central.principal import Principal, Scope, require
+from central.schemas import check_time_zone
 
 PREFIX_ATTEMPTS = 3
 RESERVED_SITE_IDS = frozenset({"galleries"})
@@ -59,7 +61,7 @@ class FleetService:
         if data.id in RESERVED_SITE_IDS:
             raise InvalidInput(f"site id {data.id!r} is reserved (gallery topics use it); choose another id")
         async with self.pool.connection() as conn:
-            site = await repo.create_site(conn, data.id, data.name)
+            site = await repo.create_site(conn, data.id, data.name, check_time_zone(data.time_zone))
             if site is None:
                 raise Conflict(f"site {data.id!r} already exists", code="site_exists")
             await audit.record(conn, principal, "site.create", "site", data.id, details={"name": data.name})
@@ -76,10 +78,13 @@ class FleetService:
     async def rename_site(self, principal: Principal, site: str, data: SiteUpdate) -> SiteRead:
         require(principal, Scope.ADMIN, site)
         async with self.pool.connection() as conn:
-            found = await repo.rename_site(conn, site, data.name)
+            zone = check_time_zone(data.time_zone) if data.time_zone is not None else None
+            found = await repo.rename_site(conn, site, data.name, zone)
             if found is None:
                 raise NotFound(f"no site {site!r}")
-            await audit.record(conn, principal, "site.update", "site", site, details={"name": data.name})
+            await audit.record(
+                conn, principal, "site.update", "site", site, details=msgspec.structs.asdict(data)
+            )
         return found
 
     async def delete_site(self, principal: Principal, site: str) -> SiteRead:

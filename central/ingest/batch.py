@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -82,13 +82,20 @@ async def store_crops(
     return {event_id: key for event_id, (key, _) in todo.items()}
 
 
+InCommit = Callable[[AsyncConnection[Any], list[IngestEvent], dict[UUID, str]], Awaitable[object]]
+"""Called inside the commit's transaction with the events stored now (tombstones left out) and their crop
+keys: what it writes commits or rolls back with them (the notification outbox, central/notify/)."""
+
+
 async def commit(
     conn: AsyncConnection[Any],
     accepted: Sequence[Accepted],
     crops: dict[UUID, str],
     rejected: Sequence[Rejected],
+    in_commit: InCommit | None = None,
 ) -> Committed:
-    """One transaction (the caller's `pool.connection()` block): dead letters, events, tombstones."""
+    """One transaction (the caller's `pool.connection()` block): dead letters, events, tombstones, and
+    whatever `in_commit` writes of the new events."""
     result = Committed(dead=list(rejected))
     people = sorted({i.event.person_id for i in accepted if i.event.person_id is not None})
     erased = await repo.erased_people(conn, people, lock=True)
@@ -104,6 +111,8 @@ async def commit(
         result.erased = {e.id for e in result.rows if e.person_id in erased}
     result.crops = {i: k for i, k in crops.items() if i in inserted}
     await repo.write_dead_letters(conn, result.dead)
+    if in_commit is not None and result.rows:
+        await in_commit(conn, [e for e in result.rows if e.id not in result.erased], result.crops)
     return result
 
 

@@ -33,10 +33,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from psycopg import AsyncConnection
 
 from central.db.pool import AsyncPool
 from central.events.schemas import EventRead
-from central.ingest.batch import Committed, commit, store_crops
+from central.ingest.batch import Committed, InCommit, commit, store_crops
 from central.ingest.isolation import describe, refused_for_good, transient
 from central.ingest.progress import Progress
 from central.ingest.registry import EdgeRegistry
@@ -57,6 +58,9 @@ EVENTS_FILTER = "facegate/v1/+/+/events"
 
 OnCommit = Callable[[list[dict[str, Any]]], Awaitable[None]]
 """Receives the newly stored events (EventRead as JSON-ready dicts) after each commit: live fan-out."""
+Expiry = Callable[[AsyncConnection[Any], list[Accepted]], Awaitable[tuple[list[Accepted], list[Accepted]]]]
+"""Splits accepted events into (kept, expired): expired ones are older than their site's retention
+policy (central/retention/expiry.py); they are receipted to the edge (which drops them) and never stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +86,12 @@ class Ingest:
         metrics: Metrics,
         settings: IngestSettings,
         on_commit: OnCommit | None = None,
+        in_commit: InCommit | None = None,
+        expiry: Expiry | None = None,
     ) -> None:
         self.mqtt, self.pool, self.store, self.metrics = mqtt, pool, store, metrics
-        self.settings, self.on_commit = settings, on_commit
+        self.settings, self.on_commit, self.in_commit = settings, on_commit, in_commit
+        self.expiry = expiry
         self.registry = EdgeRegistry(settings.edge_cache_s)
         self._checker = Checker()
         self.batches = self.stored = self.duplicates = self.retries = 0
@@ -245,13 +252,16 @@ class Ingest:
                 strangers = unknown(accepted, await self.registry.known_of(conn, edges))
                 if strangers:  # dead letters in the order the messages came
                     rejected = sorted([*rejected, *strangers], key=lambda r: r.message.received)
+            expired: list[Accepted] = []
+            if self.expiry is not None and accepted:  # past their site's retention: receipted, not stored
+                accepted, expired = await self.expiry(conn, accepted)
             crops = await store_crops(conn, self.store, accepted, self.settings.max_crop_bytes)
         async with self.pool.connection() as conn:
-            committed = await commit(conn, accepted, crops, rejected)
+            committed = await commit(conn, accepted, crops, rejected, self.in_commit)
         if len(committed.dead) > len(rejected):  # PostgreSQL refused some events one by one
             refused = {id(d.message) for d in committed.dead}
             accepted = [a for a in accepted if id(a.message) not in refused]
-        return committed, accepted
+        return committed, [*accepted, *expired]
 
     def _count(self, committed: Committed, accepted: list[Accepted]) -> None:
         """Metrics once per batch: a labelled child is looked up once per site or reason."""

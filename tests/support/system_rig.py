@@ -252,16 +252,23 @@ def central_env(dsn: str, s3: S3Service, bucket: str, model_dir: Path, broker_po
 
 @contextmanager
 def running_system(
-    tmp: Path, dsn: str, s3: S3Service, bucket: str, model_dir: Path, sites: dict[str, list[str]], video: Path
+    tmp: Path,
+    dsn: str,
+    s3: S3Service,
+    bucket: str,
+    model_dir: Path,
+    sites: dict[str, list[str]],
+    video: Path,
+    central_extra: dict[str, str] | None = None,
 ) -> Iterator[System]:
-    """Central, then sites, the gallery `staff` scoped to every site and the edges registered through its
-    API, then the broker on the generated files, then the edge daemons; all stopped on exit."""
+    """Central (with `central_extra` FACEGATE_* settings), then sites, the gallery `staff` scoped to every
+    site and the edges registered through its API, then the broker on the generated files, then the edge
+    daemons; all stopped on exit."""
     certs = make_certificates(tmp / "certs")
     login = Login("central", secrets.token_urlsafe(24))
     port = free_port()
-    central = CentralProcess(
-        central_env(dsn, s3, bucket, model_dir, port, login, certs.cafile), tmp / "central.log"
-    )
+    env = central_env(dsn, s3, bucket, model_dir, port, login, certs.cafile) | (central_extra or {})
+    central = CentralProcess(env, tmp / "central.log")
     system = System(tmp, dsn, model_dir, certs, central, login, port)
     with ExitStack() as stack:
         stack.callback(system.close)

@@ -3,25 +3,33 @@ files `facegate central broker-config` generates (TLS with a CA the test makes),
 (`facegate edge run`) at two sites on a real video. One system serves the module's tests, in order:
 enrollment reaches both edges and they recognise the person; a person enrolled in the console (in
 Chromium) is recognised and shows up on its events page; every event is stored once with its crop;
-an erasure leaves both edges' galleries; a forged event from an unregistered edge is a dead letter.
-See docs/system-tests.md."""
+a watched person seen on video is one signed webhook (real HTTP receiver) and one e-mail (aiosmtpd)
+within 2 s of ingest, inside the rule's hours and not outside them; central SIGKILLed while a webhook
+is in flight delivers it after its restart with the same delivery id; an erasure leaves both edges'
+galleries; a forged event from an unregistered edge is a dead letter. See docs/system-tests.md."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from central.notify.signing import verify
 from common.messages import encode
 from demo.sample_faces import SamplePhoto
 from devtools.services.endpoints import S3Service
 from tests.support.browser import Watched, drop_files, launch, sign_in
 from tests.support.ingest_rig import make_event
+from tests.support.notify_receivers import SmtpSink, WebhookReceiver, smtp_sink, webhook_receiver
 from tests.support.system_processes import EdgeProcess, wait_until
 from tests.support.system_rig import System, crop_exists, private_backends, running_system
 from tests.support.videos import compose_visit_video
@@ -29,6 +37,7 @@ from tests.support.videos import compose_visit_video
 SITES = {"north": ["door"], "south": ["gate"]}
 ENROLL_BOUND_S = 60.0
 state: dict[str, str] = {}
+receivers: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +53,23 @@ def system(
     video = compose_visit_video(
         tmp / "visits.mp4", photos, seconds_each=1.5, fps=8.0, size=(480, 270), gap_s=0.8
     )
-    with private_backends(tmp / "pg", s3_server, docker=service_backend == "docker") as (pg, bucket):
+    with ExitStack() as stack:
+        pg, bucket = stack.enter_context(
+            private_backends(tmp / "pg", s3_server, docker=service_backend == "docker")
+        )
         state["bucket"] = bucket
-        with running_system(tmp, pg.endpoint.dsn, s3_server, bucket, model_dir, SITES, video) as running:
-            yield running
+        receivers["hooks"] = stack.enter_context(webhook_receiver())
+        receivers["mail"] = sink = stack.enter_context(smtp_sink())
+        notify = {
+            "FACEGATE_WEBHOOK_ALLOW_NETS": "127.0.0.0/8",
+            "FACEGATE_SMTP_HOST": "127.0.0.1",
+            "FACEGATE_SMTP_PORT": str(sink.port),
+            "FACEGATE_NOTIFY_POLL_S": "0.2",
+            "FACEGATE_NOTIFY_RETRY_S": "1,1,1",
+        }
+        yield stack.enter_context(
+            running_system(tmp, pg.endpoint.dsn, s3_server, bucket, model_dir, SITES, video, notify)
+        )
 
 
 def recognised_on(system: System, person: str) -> set[str]:
@@ -122,6 +144,69 @@ def test_system_every_event_stored_exactly_once_with_its_crop(system: System, s3
     total = system.rows("SELECT count(*) FROM events")[0][0]
     assert len(keys) == total, "every event carries a crop (crops.policy all)"
     assert all(crop_exists(s3_server, state["bucket"], key) for key in keys)
+
+
+def watch_rule(system: System, name: str, site: str, camera: str, **fields: Any) -> dict[str, Any]:
+    """A rule on the enrolled person's watchlist at one camera, webhook and e-mail, one per hour."""
+    hooks: WebhookReceiver = receivers["hooks"]
+    if "watchlist" not in state:
+        state["watchlist"] = system.post("/watchlists", {"name": "vip", "people": [state["person"]]})["id"]
+    body = {
+        "name": name,
+        "watchlists": [state["watchlist"]],
+        "sites": [site],
+        "cameras": [camera],
+        "cooldown_s": 3600,
+        "webhook_url": hooks.url,
+        **fields,
+    }
+    return system.post("/watch-rules", body)
+
+
+def deliveries_of(system: System, rule: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return system.rows("SELECT id, channel, status FROM deliveries WHERE rule_id = %s", rule["rule"]["id"])
+
+
+def test_system_watched_person_on_video_one_webhook_and_one_email_within_2s_inside_hours_only(
+    system: System,
+) -> None:
+    hooks: WebhookReceiver = receivers["hooks"]
+    mail: SmtpSink = receivers["mail"]
+    now = datetime.now(UTC)  # the site's time zone is UTC
+    later = (now.hour * 60 + now.minute + 120) % 1440
+    outside = watch_rule(
+        system, "tonight", "north", "door", when={"start_minute": later, "end_minute": (later + 60) % 1440}
+    )
+    inside = watch_rule(system, "front door", "north", "door", email_to=["guard@example.com"])
+    wait_until(lambda: bool(hooks.hooks) and bool(mail.messages), 30, "a webhook and an e-mail")
+    hook = hooks.hooks[0]
+    assert verify(inside["webhook_secret"], hook.headers, hook.body, now=time.time())
+    event = json.loads(hook.body)["event"]
+    assert event["person_id"] == state["person"] and event["site"] == "north"
+    [(received,)] = system.rows("SELECT received_at FROM events WHERE id = %s", event["id"])
+    webhook_s, email_s = hook.at - received.timestamp(), mail.times[0] - received.timestamp()
+    print(f"\ningest-to-webhook {webhook_s:.2f} s, ingest-to-email {email_s:.2f} s")
+    assert webhook_s <= 2.0 and email_s <= 2.0
+    time.sleep(1.0)  # more recognitions follow: the cooldown holds them
+    assert len(hooks.hooks) == 1 and len(mail.messages) == 1
+    assert sorted(row[1] for row in deliveries_of(system, inside)) == ["email", "webhook"]
+    assert deliveries_of(system, outside) == []
+
+
+def test_system_central_sigkilled_mid_delivery_redelivers_same_id_after_restart(system: System) -> None:
+    hooks: WebhookReceiver = receivers["hooks"]
+    hooks.hooks.clear()
+    hooks.hold = True  # the receiver reads the webhook and answers nothing: central's send is in flight
+    rule = watch_rule(system, "gate", "south", "door")  # the edge "gate"'s camera
+    wait_until(lambda: bool(hooks.hooks), 30, "the webhook in flight")
+    first = hooks.ids()[0]
+    system.central.kill()
+    hooks.release()
+    system.central.start()
+    wait_until(lambda: [row[2] for row in deliveries_of(system, rule)] == ["sent"], 30, "sent after restart")
+    [(delivery, _, _)] = deliveries_of(system, rule)
+    assert str(delivery) == first and set(hooks.ids()) == {first} and len(hooks.ids()) == 2
+    wait_until(system.central.broker_connected, 30, "central's MQTT connection after the restart")
 
 
 def test_system_erased_person_leaves_both_edge_galleries(system: System) -> None:

@@ -106,6 +106,9 @@ def test_backup_restore_into_empty_database_and_bucket_finds_everything(
     tmp_path: Path,
 ) -> None:
     populate(central, samples)
+    site_policy = {"events_days": 30, "crops_days": 0}
+    central.client.post("/api/v1/sites", json={"id": "kept-short"}, headers=central.admin)
+    central.client.put("/api/v1/sites/kept-short/retention", json=site_policy, headers=central.admin)
     source = central.settings
     assert isinstance(source.storage, S3Settings)
     made = facegate(
@@ -115,6 +118,11 @@ def test_backup_restore_into_empty_database_and_bucket_finds_everything(
     (folder,) = complete_backups(tmp_path)
     manifest = json.loads((folder / MANIFEST).read_text())
     assert manifest["object_count"] == 2 and manifest["migrations"]
+    assert manifest["retention"]["defaults"]["events_days"] == 365  # the policies in force
+    assert manifest["retention"]["sites"]["kept-short"] == site_policy | {
+        "dead_letters_days": None,
+        "deliveries_days": None,
+    }
     dsn, bucket = empty_target
     restored = facegate(["restore", str(folder)], s3_env(s3_server, bucket, dsn))
     assert restored.returncode == 0, restored.stderr

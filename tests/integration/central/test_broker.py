@@ -316,3 +316,28 @@ def test_broker_config_on_an_unchanged_registry_does_not_reload(fleet: Fleet) ->
     output = regenerate_and_reload(fleet)
     assert "unchanged: no reload needed" in output
     assert "Reloading config" not in fleet.broker.instance.logs()
+
+
+def test_broker_integration_login_reads_only_the_watch_rule_topics(central: Central, tmp_path: Path) -> None:
+    response = central.client.post("/api/v1/watch-rules/mqtt-login", headers=central.admin)
+    assert response.status_code == 200, response.text
+    created = response.json()
+    assert created["topic_filter"] == "facegate/notify/v1/#"
+    with psycopg.connect(central.settings.database_url) as conn:
+        registry = load_registry_sync(conn)
+    password = secrets.token_urlsafe(24)
+    broker = start_secured_broker(
+        tmp_path, registry, Login("central", password), make_certificates(tmp_path / "c")
+    )
+    integration = Login(created["username"], created["password"])
+    try:
+        with broker.client(Login("central", password)) as sender, broker.client(integration) as reader:
+            reader.subscribe("facegate/#")
+            assert reader.publish("facegate/notify/v1/x", b"forged").value == NOT_AUTHORIZED  # no writes
+            sender.publish("facegate/v1/north/door/commands", b"not for integrations")
+            sender.publish("facegate/notify/v1/rule-1", b"match")
+            first = reader.next_message()
+            assert (first.topic, first.payload) == ("facegate/notify/v1/rule-1", b"match")
+            assert no_message(reader)
+    finally:
+        broker.instance.close()

@@ -312,7 +312,8 @@ def test_edge_daemon_reload_command_adds_camera_and_applies_threshold(
                 lambda: any(e.kind == "recognized" for e in central.events()), 60, f"a match (log: {rig.log})"
             )
             rig.config([door, {**door, "id": "hall"}], tracker={"timeout_s": 0.8}, thresholds={"match": 0.99})
-            central.client.publish(COMMANDS, b'{"schema":"facegate.command/1","action":"reload_config"}')
+            command = b'{"schema":"facegate.command/1","action":"reload_config","crop_policy":"none"}'
+            central.client.publish(COMMANDS, command)  # central's retention keeps no crops of this site
             wait_until(
                 lambda: rig.metric('facegate_edge_camera_streaming{camera="hall"}') == 1.0,
                 30,
@@ -327,6 +328,8 @@ def test_edge_daemon_reload_command_adds_camera_and_applies_threshold(
             assert rig.stop(daemon) == 0
     hall = [e for e in central.events() if e.camera == "hall"]
     assert all(e.threshold == 0.99 and e.kind == "unknown" for e in hall)
+    assert all(e.crop_jpeg is None for e in hall)  # the device file's crops.policy is overridden
+    assert any(e.crop_jpeg is not None for e in central.events() if e.camera == "door")  # before it
     assert central.in_order_per_camera()
 
 

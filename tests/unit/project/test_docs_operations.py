@@ -94,8 +94,10 @@ def _anchors(path: Path) -> set[str]:
 def _code_default(field: dataclasses.Field[Any]) -> str | None:
     """The field's default as the reference writes it, or None when it is computed or absent."""
     value = field.default
-    if value is dataclasses.MISSING or value is None or value == "":
+    if value is dataclasses.MISSING or value is None or value in {"", ()}:
         return None
+    if isinstance(value, tuple):  # a comma-separated list
+        return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
