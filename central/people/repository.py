@@ -49,6 +49,10 @@ _CROPS = "SELECT crop_key FROM events WHERE person_id = %s AND crop_key IS NOT N
 _TOMBSTONE_EVENTS = (
     "UPDATE events SET erased_at = now(), crop_key = NULL WHERE person_id = %s AND erased_at IS NULL"
 )
+_ERASE_EMBEDDINGS = """
+DELETE FROM event_embeddings WHERE person_id = %s
+    OR event_id IN (SELECT id FROM events WHERE person_id = %s AND erased_at IS NULL)
+"""
 _SNAPSHOTS = "DELETE FROM snapshots WHERE gallery_id = ANY(%s) RETURNING object_key"
 # Galleries the person left before (their removal wrote deleted_people): older stored snapshots of
 # those still hold the person's embeddings. A scan of the change log; erasure is rare.
@@ -222,7 +226,9 @@ async def crop_keys(conn: AsyncConnection[Any], person_id: UUID) -> list[str]:
 
 
 async def tombstone_events(conn: AsyncConnection[Any], person_id: UUID) -> int:
-    """Mark the person's events erased (crop key cleared); returns how many."""
+    """Mark the person's events erased (crop key cleared) and delete their embeddings (those of events
+    the edge matched to the person, and of events an operator attributed to them); returns how many."""
+    await conn.execute(_ERASE_EMBEDDINGS, (person_id, person_id))
     return (await conn.execute(_TOMBSTONE_EVENTS, (person_id,))).rowcount
 
 

