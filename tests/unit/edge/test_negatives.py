@@ -46,7 +46,8 @@ def faces(pipeline: FacePipeline, samples: dict[str, SamplePhoto]) -> dict[str, 
     ok, jpeg = cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, 40])
     assert ok
     seen = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
-    out["biden_cam"] = embed(pipeline, seen)
+    assert seen is not None
+    out["biden_cam"] = embed(pipeline, seen.astype(np.uint8))
     return out
 
 
