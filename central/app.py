@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from central.auth import routes as auth_routes
+from central.corrections import routes as corrections_routes
 from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
 from central.fleet import routes as fleet_routes
@@ -47,6 +48,7 @@ def api_routes() -> list[ControllerRouterHandler]:
         *fleet_routes.ROUTES,
         *events_routes.ROUTES,
         *models_routes.ROUTES,
+        *corrections_routes.ROUTES,
     ]
 
 

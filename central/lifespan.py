@@ -31,6 +31,7 @@ from central.auth.authenticator import Authenticator
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
+from central.corrections.service import CorrectionService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
 from central.distribution.service import DistributionService
@@ -73,12 +74,24 @@ class Services:
     operations: Operations
     cleanup: CleanupService
     distribution: DistributionService
+    corrections: CorrectionService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-ROUTED = ("auth", "people", "enrollment", "galleries", "fleet", "events", "models", "live", "operations")
+ROUTED = (
+    "auth",
+    "people",
+    "enrollment",
+    "galleries",
+    "fleet",
+    "events",
+    "models",
+    "live",
+    "operations",
+    "corrections",
+)
 """The services handlers receive as dependencies (central/app.py)."""
 
 
@@ -136,6 +149,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
         cleanup=cleanup,
         distribution=distribution,
+        corrections=CorrectionService(pool, store, people, galleries, enrollment),
     )
 
 
