@@ -7,7 +7,7 @@ from uuid import UUID
 
 from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 from litestar.types import ControllerRouterHandler
 
 from central.corrections.schemas import CorrectionCreate, CorrectionList, CorrectionRead
@@ -20,7 +20,7 @@ TAGS = ["corrections"]
 @post("/events/{event_id:uuid}/corrections", opt={"scope": Scope.OPERATOR}, tags=TAGS)
 async def correct_event(
     event_id: FromPath[UUID],
-    data: CorrectionCreate,
+    data: JSONBody[CorrectionCreate],
     principal: NamedDependency[Principal],
     corrections: NamedDependency[CorrectionService],
 ) -> CorrectionRead:

@@ -9,10 +9,10 @@ from uuid import UUID
 import msgspec
 
 from central.people.schemas import MAX_PERSON_GALLERIES
-from central.schemas import ExternalId, Name, Slug
+from central.schemas import ExternalId, Name, Slug, whole
 
 CorrectionAction = Literal["not_person", "is_person", "new_person"]
-Note = Annotated[str, msgspec.Meta(max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]*$")]
+Note = Annotated[str, msgspec.Meta(max_length=500, pattern=whole(r"[^\x00-\x08\x0b-\x1f\x7f]*"))]
 
 
 class NewPerson(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

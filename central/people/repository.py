@@ -233,10 +233,12 @@ async def tombstone_events(conn: AsyncConnection[Any], person_id: UUID) -> int:
 
 
 async def delete_face_data(conn: AsyncConnection[Any], person_id: UUID) -> tuple[int, int]:
-    """Delete the person's templates, enrollment photos and gallery memberships; (templates, photos)."""
+    """Delete the person's templates, enrollment photos, negative examples and gallery memberships;
+    (templates, photos)."""
     templates = (await conn.execute("DELETE FROM templates WHERE person_id = %s", (person_id,))).rowcount
     photos = (await conn.execute("DELETE FROM enrollment_photos WHERE person_id = %s", (person_id,))).rowcount
     await conn.execute("DELETE FROM gallery_people WHERE person_id = %s", (person_id,))
+    await conn.execute("DELETE FROM person_negatives WHERE person_id = %s", (person_id,))
     return templates, photos
 
 
