@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from central.auth import routes as auth_routes
+from central.clusters import routes as clusters_routes
 from central.corrections import routes as corrections_routes
 from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
@@ -49,6 +50,7 @@ def api_routes() -> list[ControllerRouterHandler]:
         *events_routes.ROUTES,
         *models_routes.ROUTES,
         *corrections_routes.ROUTES,
+        *clusters_routes.ROUTES,
     ]
 
 

@@ -8,8 +8,9 @@ Start-up (`central_lifespan(settings, metrics)`, run by Litestar before the firs
    `app.state` under their dependency names (`Services`); central/app.py provides each to the
    handlers that declare it (`people: NamedDependency[PeopleService]`), the guard reads `auth`;
 4. start the workers in this order: event-partition upkeep, enrollment job workers and their lease
-   sweep, the pending-deletions sweep, the live-event listener (with Redis), MQTT (ingest, fleet state,
-   the dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
+   sweep, the pending-deletions sweep, the unknown-face clustering, the live-event listener (with
+   Redis), MQTT (ingest, fleet state, the dead-letter sweep, then the client connects), the fleet
+   gauges, gallery distribution (with MQTT).
 
 Shutdown runs the workers' stops in the reverse order (distribution first; the MQTT consumers stop
 before the client disconnects, so nothing more is acknowledged), then closes the resources. No other
@@ -31,6 +32,8 @@ from central.auth.authenticator import Authenticator
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
+from central.clusters.service import ClusterService
+from central.clusters.worker import ClusterWorker
 from central.corrections.service import CorrectionService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
@@ -75,6 +78,7 @@ class Services:
     cleanup: CleanupService
     distribution: DistributionService
     corrections: CorrectionService
+    clusters: ClusterService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -91,6 +95,7 @@ ROUTED = (
     "live",
     "operations",
     "corrections",
+    "clusters",
 )
 """The services handlers receive as dependencies (central/app.py)."""
 
@@ -149,7 +154,10 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
         cleanup=cleanup,
         distribution=distribution,
-        corrections=CorrectionService(pool, store, people, galleries, enrollment),
+        corrections=CorrectionService(
+            pool, store, people, galleries, enrollment, negatives_per_person=settings.negatives_per_person
+        ),
+        clusters=ClusterService(pool, store, people, enrollment, presign_ttl_s=settings.presign_ttl_s),
     )
 
 
@@ -199,6 +207,7 @@ async def start_workers(
     workers.spawn(keep_event_partitions(settings.database_url), "event-partitions")
     workers.adopt(JobWorkers(services.enrollment, services.enrollment.queue).start())
     workers.spawn(services.cleanup.sweep_forever(), "pending-deletions")
+    workers.spawn(ClusterWorker(pool, settings.cluster_threshold).run(), "unknown-clusters")
     if runtime.redis is not None:
         workers.spawn(services.live.listen_forever(), "live-events")
     if mqtt is not None:

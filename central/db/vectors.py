@@ -3,7 +3,8 @@
 `ensure_vector_search` runs after the migrations (`facegate central migrate`, every start): when the
 server offers the `vector` extension (pgvector >= 0.5, HNSW), it creates it and adds to
 `event_embeddings` a stored generated column `vec vector(128)` (from the `embedding` array, for
-128-d embeddings: SFace) with an HNSW index over cosine distance. On a server without pgvector it does
+128-d embeddings: SFace) with an HNSW index over cosine distance, and the same over the unknown
+clusters' centroids (`unknown_clusters.vec`). On a server without pgvector it does
 nothing: central runs, stores embeddings, and answers search and clusters with 503 `vector_search_off`
 naming what to install. No `CREATE EXTENSION` is ever sent to a server that cannot satisfy it.
 """
@@ -35,6 +36,11 @@ _INDEX = """
 CREATE INDEX IF NOT EXISTS event_embeddings_vec ON event_embeddings USING hnsw (vec vector_cosine_ops)
     WITH (m = 16, ef_construction = 64)
 """
+_CLUSTERS = f"""
+ALTER TABLE unknown_clusters ADD COLUMN IF NOT EXISTS vec vector({VECTOR_DIM}) GENERATED ALWAYS AS
+    (CASE WHEN cardinality(centroid) = {VECTOR_DIM} THEN centroid::vector({VECTOR_DIM}) END) STORED;
+CREATE INDEX IF NOT EXISTS unknown_clusters_vec ON unknown_clusters USING hnsw (vec vector_cosine_ops)
+"""
 ENABLED = "SELECT EXISTS (" + _HAS_COLUMN + ")"
 
 
@@ -43,6 +49,7 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
     if conn.execute("SELECT to_regclass('event_embeddings') IS NULL").fetchone() == (True,):
         return False
     if conn.execute(_HAS_COLUMN).fetchone() is not None:
+        _clusters(conn)
         return True
     if conn.execute(_AVAILABLE).fetchone() is None:
         log.warning("vector_search_off", extra={"reason": INSTALL_HINT})
@@ -52,8 +59,15 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute(_ADD_COLUMN)
             conn.execute(_INDEX)
+            _clusters(conn)
     except psycopg.errors.InsufficientPrivilege as err:
         log.warning("vector_search_off", extra={"reason": f"{INSTALL_HINT}; as a superuser: {err}"})
         return False
     log.info("vector_search_enabled", extra={"dim": VECTOR_DIM})
     return True
+
+
+def _clusters(conn: psycopg.Connection[Any]) -> None:
+    """The clusters' centroid column and index (a later migration's table: added when it exists)."""
+    if conn.execute("SELECT to_regclass('unknown_clusters') IS NOT NULL").fetchone() == (True,):
+        conn.execute(_CLUSTERS)
