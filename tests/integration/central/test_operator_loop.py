@@ -218,3 +218,59 @@ def test_erase_removes_embeddings_and_negatives(
     )
     assert left == 0
     assert one(loop, "SELECT count(*) FROM person_negatives WHERE person_id = %s", obama) == 0
+
+
+def cluster_of(central: Central, event_id: str) -> int | None:
+    value = one(central, "SELECT cluster_id FROM event_embeddings WHERE event_id = %s", event_id)
+    return None if value is None else int(value)
+
+
+def test_clusters_group_unknown_faces_across_sites_then_merge_and_enroll(
+    loop: Central, samples: Samples, faces: dict[str, NDArray[np.float32]]
+) -> None:
+    crop = photo(samples, "obama3")
+    obamas = [
+        add_event(loop, faces["obama2"], site="cn", ago_s=30),
+        add_event(loop, faces["obama3"], site="cn", ago_s=20, crop=crop),
+        add_event(loop, faces["obama2"], site="cs", ago_s=10),
+    ]
+    biden = add_event(loop, faces["biden"], site="cs")
+    wait_for(lambda: all(cluster_of(loop, e) is not None for e in [*obamas, biden]), 10, "clustered")
+    (obama_cluster,) = {cluster_of(loop, e) for e in obamas}
+    assert cluster_of(loop, biden) != obama_cluster
+    listed = loop.client.get("/api/v1/unknown-clusters", params={"site": "cn"}, headers=loop.admin).json()
+    (found,) = [c for c in listed["items"] if c["id"] == obama_cluster]
+    assert {"cn", "cs"} <= set(found["sites"]) and found["members"] >= 3 and found["best_crop_url"]
+    detail = loop.client.get(f"/api/v1/unknown-clusters/{obama_cluster}", headers=loop.admin).json()
+    assert set(obamas) <= {e["event_id"] for e in detail["events"]}
+    elsewhere = loop.key("viewer", ["elsewhere"])
+    hidden = loop.client.get(f"/api/v1/unknown-clusters/{obama_cluster}", headers=loop.as_(elsewhere))
+    assert hidden.status_code == 404
+    joe = new_person(loop, f"joe-{uuid.uuid4().hex[:6]}")["id"]
+    merged = loop.client.post(
+        f"/api/v1/unknown-clusters/{cluster_of(loop, biden)}/merge",
+        json={"person_id": joe},
+        headers=loop.admin,
+    )
+    assert merged.status_code == 200, merged.text
+    assert one(loop, "SELECT person_id::text FROM event_embeddings WHERE event_id = %s", biden) == joe
+    body = {"external_id": f"visitor-{uuid.uuid4().hex[:6]}", "photos": 1}
+    enrolled = loop.client.post(
+        f"/api/v1/unknown-clusters/{obama_cluster}/enroll", json=body, headers=loop.admin
+    )
+    outcome = enrolled.json()
+    assert enrolled.status_code == 200 and outcome["events"] >= 3
+    assert len(outcome["templates"]) + len(outcome["refused"]) == 1  # accepted, or a duplicate of an Obama
+    again = loop.client.post(
+        f"/api/v1/unknown-clusters/{obama_cluster}/merge", json={"person_id": joe}, headers=loop.admin
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "cluster_closed")
+    actions = {
+        r[0] for r in loop_rows(loop, "SELECT action FROM audit_log WHERE target_type = 'unknown_cluster'")
+    }
+    assert actions == {"cluster.merge", "cluster.enroll"}
+
+
+def loop_rows(central: Central, sql: str) -> list[tuple[Any, ...]]:
+    with central.db() as conn:
+        return conn.execute(sql).fetchall()
