@@ -34,6 +34,7 @@ from central.live.routes import events_socket
 from central.metrics import Metrics
 from central.models import routes as models_routes
 from central.people import routes as people_routes
+from central.search import routes as search_routes
 from central.settings import CentralSettings, check_secret_key, upload_body_bytes
 
 API_PREFIX = "/api/v1"
@@ -80,7 +81,7 @@ def create_app(settings: CentralSettings) -> Litestar:
     metrics = Metrics()
     photos = Router(
         "/",
-        route_handlers=enrollment_routes.PHOTO_ROUTES,
+        route_handlers=[*enrollment_routes.PHOTO_ROUTES, *search_routes.PHOTO_ROUTES],
         request_max_body_size=upload_body_bytes(settings),
     )
     api = Router(

@@ -57,6 +57,7 @@ from central.monitoring.refresher import FleetRefresher
 from central.mqtt.options import mqtt_settings
 from central.people.service import PeopleService
 from central.runtime import Runtime, close_runtime, open_runtime
+from central.search.service import SearchService
 from central.settings import CentralSettings
 from common.mqtt.aio import AsyncMqttClient
 
@@ -79,6 +80,7 @@ class Services:
     distribution: DistributionService
     corrections: CorrectionService
     clusters: ClusterService
+    search: SearchService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -96,6 +98,7 @@ ROUTED = (
     "operations",
     "corrections",
     "clusters",
+    "search",
 )
 """The services handlers receive as dependencies (central/app.py)."""
 
@@ -158,6 +161,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             pool, store, people, galleries, enrollment, negatives_per_person=settings.negatives_per_person
         ),
         clusters=ClusterService(pool, store, people, enrollment, presign_ttl_s=settings.presign_ttl_s),
+        search=SearchService(pool, enrollment),
     )
 
 

@@ -13,8 +13,6 @@ import numpy as np
 from numpy.typing import NDArray
 from psycopg import AsyncConnection
 
-from central.db.vectors import ENABLED
-
 CLUSTER_LOCK_KEY = 0x66676C7573746572  # "fgluster": one replica clusters at a time
 
 _QUEUE = """
@@ -91,11 +89,6 @@ class MemberEvent:
     camera: str
     quality: float
     crop_key: str | None
-
-
-async def vector_enabled(conn: AsyncConnection[Any]) -> bool:
-    row = await (await conn.execute(ENABLED)).fetchone()
-    return bool(row and row[0])
 
 
 async def try_lock(conn: AsyncConnection[Any]) -> bool:

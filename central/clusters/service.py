@@ -28,7 +28,7 @@ from central.clusters.schemas import (
     ClusterRead,
 )
 from central.db.pool import AsyncPool
-from central.db.vectors import INSTALL_HINT
+from central.db.vectors import INSTALL_HINT, vector_search_on
 from central.enrollment.service import EnrollmentService
 from central.errors import Conflict, NotFound, Unavailable
 from central.people.schemas import PersonCreate
@@ -176,5 +176,5 @@ class ClusterService:
 
     @staticmethod
     async def _require_vectors(conn: AsyncConnection[Any]) -> None:
-        if not await repo.vector_enabled(conn):
+        if not await vector_search_on(conn):
             raise Unavailable(f"unknown-face clusters are off: {INSTALL_HINT}", code="vector_search_off")

@@ -20,6 +20,7 @@ import psycopg
 from central.clusters import repository as repo
 from central.clusters.assign import CANDIDATES, choose
 from central.db.pool import AsyncPool
+from central.db.vectors import vector_search_on
 
 log = logging.getLogger("central.clusters")
 
@@ -44,7 +45,7 @@ class ClusterWorker:
     async def step(self) -> int:
         """One batch: how many events were placed (0 when pgvector is off or another replica clusters)."""
         async with self.pool.connection() as conn:
-            if not await repo.vector_enabled(conn) or not await repo.try_lock(conn):
+            if not await vector_search_on(conn) or not await repo.try_lock(conn):
                 return 0
             items = await repo.queue(conn, self.batch)
             for item in items:

@@ -44,6 +44,12 @@ CREATE INDEX IF NOT EXISTS unknown_clusters_vec ON unknown_clusters USING hnsw (
 ENABLED = "SELECT EXISTS (" + _HAS_COLUMN + ")"
 
 
+async def vector_search_on(conn: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether `event_embeddings` has its pgvector column (search and clusters are on)."""
+    row = await (await conn.execute(ENABLED)).fetchone()
+    return bool(row and row[0])
+
+
 def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
     """Enable pgvector search on `event_embeddings` when the server can (idempotent); whether it is on."""
     if conn.execute("SELECT to_regclass('event_embeddings') IS NULL").fetchone() == (True,):

@@ -274,3 +274,36 @@ def test_clusters_group_unknown_faces_across_sites_then_merge_and_enroll(
 def loop_rows(central: Central, sql: str) -> list[tuple[Any, ...]]:
     with central.db() as conn:
         return conn.execute(sql).fetchall()
+
+
+def search(central: Central, data: bytes, headers: dict[str, str] | None = None, **params: Any) -> Any:
+    files = {"photo": ("query.jpg", data, "image/jpeg")}
+    return central.client.post("/api/v1/search", files=files, params=params, headers=headers or central.admin)
+
+
+def test_search_by_photo_finds_people_and_events_in_scope_and_is_audited(
+    loop: Central, samples: Samples, faces: dict[str, NDArray[np.float32]]
+) -> None:
+    hopper = new_person(loop, f"hopper-{uuid.uuid4().hex[:6]}")["id"]
+    enroll(loop, hopper, "grace.jpg", photo(samples, "grace_hopper"))
+    here = add_event(loop, faces["grace_hopper"], site="sa")
+    there = add_event(loop, faces["grace_hopper"], site="sb")
+    add_event(loop, faces["biden"], site="sa")
+    query = photo(samples, "grace_hopper")
+    answer = search(loop, query)
+    assert answer.status_code == 200, answer.text
+    found = answer.json()
+    assert found["people"][0]["person_id"] == hopper and found["people"][0]["match"]
+    assert {here, there} <= {e["event_id"] for e in found["events"]}
+    assert all(e["score"] >= found["threshold"] for e in found["events"])
+    only_sa = {e["event_id"] for e in search(loop, query, site="sa").json()["events"]}
+    assert here in only_sa and there not in only_sa
+    restricted = loop.key("operator", ["sb"])
+    scoped = {e["site"] for e in search(loop, query, loop.as_(restricted)).json()["events"]}
+    assert scoped == {"sb"}
+    assert search(loop, query, loop.as_(restricted), site="sa").status_code == 403
+    assert search(loop, query, loop.as_(loop.key("viewer"))).status_code == 403
+    audited = one(loop, "SELECT count(*) FROM audit_log WHERE action = 'search.photo'")
+    assert audited >= 3  # the three searches answered (refused ones are not searches)
+    faceless = search(loop, jpeg(np.full((200, 200, 3), 90, np.uint8)))
+    assert (faceless.status_code, faceless.json()["code"]) == (422, "no_face")
