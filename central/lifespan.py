@@ -124,7 +124,13 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     )
     distribution = DistributionService()
     people = PeopleService(
-        pool, store, galleries, distribution, cleanup, presign_ttl_s=settings.presign_ttl_s
+        pool,
+        store,
+        galleries,
+        distribution,
+        cleanup,
+        presign_ttl_s=settings.presign_ttl_s,
+        sighting_threshold=runtime.pipeline.threshold,
     )
     enrollment = EnrollmentService(
         pool,

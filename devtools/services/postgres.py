@@ -98,7 +98,11 @@ def _reachable(path: Path) -> bool:
 
 
 def local_instance(
-    workdir: Path, *, ready_timeout: float = 30.0, bin_dir: Path | None = None
+    workdir: Path,
+    *,
+    ready_timeout: float = 30.0,
+    bin_dir: Path | None = None,
+    server_settings: dict[str, str] | None = None,
 ) -> ServiceInstance[PostgresService]:
     """A new cluster (initdb) listening on 127.0.0.1:<free port>, trust auth, superuser `postgres`.
 
@@ -106,6 +110,7 @@ def local_instance(
     dir owned by the `postgres` user, because pytest's tmp_path is inside a root-only (0700) folder; the
     folder is removed when the instance is closed. `bin_dir`: other server binaries (`vector_bin_dir`);
     as root, they are copied into that folder when the `postgres` user could not reach them.
+    `server_settings`: more `-c name=value` settings (benchmarks: bigger shared_buffers).
     """
     bin_dir = bin_dir or find_bin_dir()
     user = _server_user()
@@ -133,6 +138,7 @@ def local_instance(
         *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"),
         # fsync only matters for an OS crash; a SIGKILLed server still recovers everything committed.
         *("-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=40"),
+        *(arg for name, value in (server_settings or {}).items() for arg in ("-c", f"{name}={value}")),
     ]
     process = LocalProcess(argv, workdir / "postgres.log", run_as=run_as, stop_signal=signal.SIGINT)
     cleanup = None if user is None else functools.partial(shutil.rmtree, root, ignore_errors=True)

@@ -202,22 +202,30 @@ def test_correction_refusals_say_what_to_do(loop: Central, faces: dict[str, NDAr
     assert correct(loop, unknown, headers=loop.as_(other_site), action="new_person").status_code == 403
 
 
-def test_erase_removes_embeddings_and_negatives(
+def test_erase_removes_embeddings_negatives_and_matching_unknown_sightings(
     loop: Central, samples: Samples, faces: dict[str, NDArray[np.float32]]
 ) -> None:
-    obama = new_person(loop, f"obama-{uuid.uuid4().hex[:6]}")["id"]
-    enroll(loop, obama, "obama2.jpg", photo(samples, "obama2"))
-    seen = add_event(loop, faces["obama3"], person_id=obama)
-    wrong = add_event(loop, faces["biden"], person_id=obama)
+    grace = new_person(loop, f"grace-{uuid.uuid4().hex[:6]}")["id"]
+    assert enroll(loop, grace, "grace.jpg", photo(samples, "grace_hopper"))["status"] == "accepted"
+    seen = add_event(loop, faces["grace_hopper"], person_id=grace)
+    wrong = add_event(loop, faces["biden"], person_id=grace)
     correct(loop, wrong, action="not_person")
-    attributed = add_event(loop, faces["obama2"])
-    correct(loop, attributed, action="is_person", person_id=obama)
-    assert loop.client.delete(f"{PEOPLE}/{obama}", headers=loop.admin).status_code == 200
+    attributed = add_event(loop, faces["grace_hopper"])
+    correct(loop, attributed, action="is_person", person_id=grace)
+    sighting = add_event(loop, faces["grace_hopper"], crop=b"\xff\xd8\xff sighting")  # unknown, matches
+    stranger = add_event(loop, faces["biden"], crop=b"\xff\xd8\xff stranger")  # unknown, 0.006 to Grace
+    erased = loop.client.delete(f"{PEOPLE}/{grace}", headers=loop.admin)
+    assert erased.status_code == 200 and erased.json()["sightings"] >= 1
     left = one(
         loop, "SELECT count(*) FROM event_embeddings WHERE event_id = ANY(%s::uuid[])", [seen, attributed]
     )
     assert left == 0
-    assert one(loop, "SELECT count(*) FROM person_negatives WHERE person_id = %s", obama) == 0
+    assert one(loop, "SELECT count(*) FROM person_negatives WHERE person_id = %s", grace) == 0
+    # the unknown sighting matching the templates lost its embedding and crop; the stranger's stayed
+    assert one(loop, "SELECT count(*) FROM event_embeddings WHERE event_id = %s", sighting) == 0
+    assert one(loop, "SELECT crop_key FROM events WHERE id = %s", sighting) is None
+    assert one(loop, "SELECT count(*) FROM event_embeddings WHERE event_id = %s", stranger) == 1
+    assert one(loop, "SELECT crop_key FROM events WHERE id = %s", stranger) is not None
 
 
 def cluster_of(central: Central, event_id: str) -> int | None:
