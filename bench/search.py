@@ -155,8 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ef-search", default="40,100,200")
     parser.add_argument("--shared-buffers", default="2GB")
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--overfetch", type=int, default=repository.OVERFETCH)
+    parser.add_argument("--exact-below", type=int, default=repository.EXACT_BELOW)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
+    repository.OVERFETCH = args.overfetch
+    repository.EXACT_BELOW = args.exact_below
     stored, queries = dataset(args, rng)
     sites = rng.integers(args.sites, size=len(stored))
     settings = {"shared_buffers": args.shared_buffers, "max_connections": "20", "work_mem": "64MB"}
