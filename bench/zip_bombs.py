@@ -169,7 +169,10 @@ def scratch_services() -> Iterator[tuple[str, str | None]]:
 
 
 @contextmanager
-def central(dsn: str, redis_url: str | None, storage: Path) -> Iterator[tuple[str, int]]:
+def central(
+    dsn: str, redis_url: str | None, storage: Path, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, int]]:
+    """`facegate central serve` on a free port (`extra`: more environment): its URL and process id."""
     port = free_port()
     env = dict(
         os.environ,
@@ -182,6 +185,7 @@ def central(dsn: str, redis_url: str | None, storage: Path) -> Iterator[tuple[st
         FACEGATE_RATE_LIMIT_PER_S="100000",
         FACEGATE_RATE_LIMIT_BURST="100000",
     )
+    env.update(extra or {})
     env.pop("FACEGATE_REDIS_URL", None)
     if redis_url:
         env["FACEGATE_REDIS_URL"] = redis_url

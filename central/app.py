@@ -14,11 +14,20 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from central.auth import routes as auth_routes
 from central.clusters import routes as clusters_routes
+from central.console.routes import console_router
+from central.console.security import content_security_policy
+from central.console.templating import environment, template_config
 from central.corrections import routes as corrections_routes
 from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
@@ -27,7 +36,7 @@ from central.galleries import routes as galleries_routes
 from central.http import routes as ops
 from central.http.errors import EXCEPTION_HANDLERS
 from central.http.guards import authenticated, provide_principal
-from central.http.middleware import RequestContextMiddleware
+from central.http.middleware import InternalPortMiddleware, RequestContextMiddleware
 from central.http.request import CentralRequest
 from central.lifespan import ROUTED, central_lifespan
 from central.live.routes import events_socket
@@ -69,6 +78,24 @@ def service_dependencies() -> dict[str, Provide]:
     return {name: provide_from_state(name) for name in ROUTED}
 
 
+VENDOR = "/console/static/vendor"
+"""Where central serves the third-party assets it copied from the npm registry (make assets)."""
+
+
+def docs_plugins() -> list[OpenAPIRenderPlugin]:
+    """The API docs without a CDN: Swagger UI from central's own copy, the JSON and YAML documents."""
+    return [
+        SwaggerRenderPlugin(
+            js_url=f"{VENDOR}/swagger-ui-bundle.js",
+            css_url=f"{VENDOR}/swagger-ui.css",
+            standalone_preset_js_url=f"{VENDOR}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{VENDOR}/favicon-32x32.png'>",
+        ),
+        JsonRenderPlugin(),
+        YamlRenderPlugin(),
+    ]
+
+
 def create_app(settings: CentralSettings) -> Litestar:
     """The app for `settings`. Starting it (the lifespan) migrates, connects and loads the models.
 
@@ -91,9 +118,13 @@ def create_app(settings: CentralSettings) -> Litestar:
         dependencies={"principal": Provide(provide_principal, sync_to_thread=False)},
         security=[{"bearer": []}],
     )
+    console = console_router(
+        content_security_policy(settings), upload_body_bytes(settings), settings.max_zip_bytes
+    )
     return Litestar(
         route_handlers=[
             api,
+            console,
             ops.health,
             ops.ready,
             ops.ready_ingest,
@@ -101,14 +132,23 @@ def create_app(settings: CentralSettings) -> Litestar:
             ops.signed_file,
             events_socket,
         ],
+        template_config=template_config(environment()),
         lifespan=[central_lifespan(settings, metrics)],
         dependencies=service_dependencies(),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[DefineMiddleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, metrics=metrics),
+            *(
+                [DefineMiddleware(InternalPortMiddleware, port=settings.metrics_port)]
+                if settings.metrics_port
+                else []
+            ),
+        ],
         openapi_config=OpenAPIConfig(
             title="Facegate central",
             version=VERSION,
             path="/schema",
+            render_plugins=docs_plugins(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

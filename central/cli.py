@@ -132,8 +132,7 @@ def run_enroll(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from central import serve
     from central.settings import CentralSettings
 
     settings = CentralSettings.from_env(os.environ)  # fail here, naming the variable, before uvicorn starts
@@ -145,17 +144,9 @@ def run_serve(args: argparse.Namespace) -> int:
             "MQTT session; run one worker per replica and scale with replicas (each with its own broker "
             "login, FACEGATE_MQTT_USERNAME)"
         )
-    uvicorn.run(
-        "central.asgi:app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        log_level=args.log_level,
-        proxy_headers=True,
-        access_log=False,
-    )
+    if settings.metrics_port == args.port:
+        raise ConfigError(f"FACEGATE_METRICS_PORT={settings.metrics_port} is the API's --port: pick another")
+    serve.run(args.host, args.port, settings.metrics_port, workers=args.workers, log_level=args.log_level)
     return 0
 
 

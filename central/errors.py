@@ -66,8 +66,8 @@ class TooManyRequests(ApiError):  # noqa: N818
     status_code = 429
     default_code = "rate_limited"
 
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after_s: float, *, code: str | None = None) -> None:
+        super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
 
 

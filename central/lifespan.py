@@ -29,11 +29,13 @@ from typing import Any
 from litestar import Litestar
 
 from central.auth.authenticator import Authenticator
+from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
 from central.clusters.service import ClusterService
 from central.clusters.worker import ClusterWorker
+from central.console.service import ConsoleService
 from central.corrections.service import CorrectionService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
@@ -81,6 +83,7 @@ class Services:
     corrections: CorrectionService
     clusters: ClusterService
     search: SearchService
+    console: ConsoleService
 
     def by_name(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -99,6 +102,8 @@ ROUTED = (
     "corrections",
     "clusters",
     "search",
+    "distribution",
+    "console",
 )
 """The services handlers receive as dependencies (central/app.py)."""
 
@@ -110,7 +115,18 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     recognizer = embedder.model.manifest if embedder is not None else None
     auth = AuthService(
         pool,
-        Authenticator(pool, settings.secret_key, cache_s=settings.key_cache_s),
+        Authenticator(
+            pool,
+            settings.secret_key,
+            AuthLimiter.create(
+                settings.redis_url,
+                settings.auth_fail_ip_per_s,
+                settings.auth_fail_ip_burst,
+                settings.auth_fail_key_per_s,
+                settings.auth_fail_key_burst,
+            ),
+            cache_s=settings.key_cache_s,
+        ),
         make_rate_limiter(settings.redis_url, settings.rate_limit_per_s, settings.rate_limit_burst),
         metrics,
         secret_key=settings.secret_key,
@@ -122,7 +138,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     galleries = GalleryService(
         pool, store, default_model=recognizer.id if recognizer else settings.recognizer, recognizer=recognizer
     )
-    distribution = DistributionService()
+    distribution = DistributionService(pool, mqtt)
     people = PeopleService(
         pool,
         store,
@@ -160,7 +176,9 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
             queue_size=settings.ws_queue_size,
             ping_s=settings.ws_ping_s,
         ),
-        operations=Operations(pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt),
+        operations=Operations(
+            pool, store, runtime.redis, metrics, settings.mqtt_url, mqtt, settings.metrics_port
+        ),
         cleanup=cleanup,
         distribution=distribution,
         corrections=CorrectionService(
@@ -168,6 +186,7 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         ),
         clusters=ClusterService(pool, store, people, enrollment, presign_ttl_s=settings.presign_ttl_s),
         search=SearchService(pool, enrollment),
+        console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
     )
 
 

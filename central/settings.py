@@ -35,6 +35,11 @@ class CentralSettings:
     token_ttl_s: int = 900
     rate_limit_per_s: float = 20.0
     rate_limit_burst: int = 60
+    # failed authentications before PBKDF2 runs (central/auth/authlimit.py)
+    auth_fail_ip_per_s: float = 0.5
+    auth_fail_ip_burst: int = 30
+    auth_fail_key_per_s: float = 0.2
+    auth_fail_key_burst: int = 10
     presign_ttl_s: int = 300
     max_body_bytes: int = 1024 * 1024  # every route but the photo and archive uploads
     max_photo_bytes: int = 10 * 1024 * 1024
@@ -89,6 +94,10 @@ class CentralSettings:
     ws_queue_size: int = 1000  # events waiting per WebSocket client; more and it is dropped (1013)
     ws_ping_s: float = 20.0  # a {"type": "ping"} frame after this long without an event
     live_channel: str = "facegate:events"  # Redis pub/sub channel (distinct per deployment on one Redis)
+    metrics_port: int = 0  # 0: /metrics on the main port; else only on this one (docs/security.md)
+    # The console (docs/console.md)
+    console_session_ttl_s: int = 8 * 3600  # a console session ends this long after sign-in
+    console_secure_cookies: bool = False  # Secure cookies; also set whenever a request arrives over https
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CentralSettings:
@@ -119,6 +128,12 @@ class CentralSettings:
             token_ttl_s=reader.integer("FACEGATE_TOKEN_TTL_S", defaults.token_ttl_s, 1),
             rate_limit_per_s=reader.number("FACEGATE_RATE_LIMIT_PER_S", defaults.rate_limit_per_s),
             rate_limit_burst=reader.integer("FACEGATE_RATE_LIMIT_BURST", defaults.rate_limit_burst, 1),
+            auth_fail_ip_per_s=reader.number("FACEGATE_AUTH_FAIL_IP_PER_S", defaults.auth_fail_ip_per_s),
+            auth_fail_ip_burst=reader.integer("FACEGATE_AUTH_FAIL_IP_BURST", defaults.auth_fail_ip_burst, 1),
+            auth_fail_key_per_s=reader.number("FACEGATE_AUTH_FAIL_KEY_PER_S", defaults.auth_fail_key_per_s),
+            auth_fail_key_burst=reader.integer(
+                "FACEGATE_AUTH_FAIL_KEY_BURST", defaults.auth_fail_key_burst, 1
+            ),
             presign_ttl_s=reader.integer("FACEGATE_PRESIGN_TTL_S", defaults.presign_ttl_s, 1),
             max_body_bytes=reader.integer("FACEGATE_MAX_BODY_BYTES", defaults.max_body_bytes, 16 * 1024),
             max_photo_bytes=reader.integer("FACEGATE_MAX_PHOTO_BYTES", defaults.max_photo_bytes, 1024),
@@ -143,6 +158,7 @@ class CentralSettings:
             **_mqtt_settings(reader, defaults),
             **_distribution_settings(reader, defaults),
             **_monitoring_settings(reader, defaults),
+            **_console_settings(reader, defaults),
         )
 
 
@@ -219,6 +235,19 @@ def _monitoring_settings(reader: _Env, defaults: CentralSettings) -> dict[str, A
         "ws_queue_size": reader.integer("FACEGATE_WS_QUEUE_SIZE", defaults.ws_queue_size, 1),
         "ws_ping_s": reader.number("FACEGATE_WS_PING_S", defaults.ws_ping_s),
         "live_channel": reader.text("FACEGATE_LIVE_CHANNEL") or defaults.live_channel,
+        "metrics_port": reader.integer("FACEGATE_METRICS_PORT", defaults.metrics_port, 0),
+    }
+
+
+def _console_settings(reader: _Env, defaults: CentralSettings) -> dict[str, Any]:
+    """The console's fields (docs/console.md)."""
+    return {
+        "console_session_ttl_s": reader.integer(
+            "FACEGATE_CONSOLE_SESSION_TTL_S", defaults.console_session_ttl_s, 60
+        ),
+        "console_secure_cookies": reader.flag(
+            "FACEGATE_CONSOLE_SECURE_COOKIES", defaults.console_secure_cookies
+        ),
     }
 
 

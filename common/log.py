@@ -1,4 +1,5 @@
-"""Structured logging: one JSON object per line on stderr, a stable event name plus fields."""
+"""Structured logging: one JSON object per line on stderr, a stable event name plus fields; secrets in
+messages, fields and tracebacks are masked (common/redact.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
+
+from common.redact import install_redaction, redact
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -32,14 +35,16 @@ class JsonFormatter(logging.Formatter):
             if key not in _RESERVED and not key.startswith("_"):
                 out[key] = value
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            out["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(out, default=str)
 
 
 def setup_logging(level: str = "info") -> None:
-    """Send every log record to stderr as JSON Lines (stdout stays clean for command output)."""
+    """Send every log record to stderr as JSON Lines (stdout stays clean for command output), secrets
+    masked whichever logger the record comes from (uvicorn's included)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    install_redaction([handler])

@@ -27,7 +27,7 @@ from demo.postgres import postgres_for, wheel_install
 from demo.processes import FACEGATE, Child, stop_leftover, wait_until
 from demo.sample_faces import SamplePhoto, fetch_samples
 from demo.state import DemoState
-from demo.summary import Summary, expectations_met, print_summary
+from demo.summary import Expected, Summary, expectations_met, expected_now, print_summary
 from demo.system import Central, Edge, central_env
 from demo.tls import CertificateFiles, make_certificates
 
@@ -153,8 +153,10 @@ def _live(options: Options, state: DemoState, stack: ExitStack, central: Central
     live = LiveStream(f"ws://127.0.0.1:{central.port}/ws/events", central.key, _namer(central, names), say)
     started, since = time.monotonic(), dt.datetime.now(dt.UTC)
     frames_before = {edge.name: edge.frames() for edge in edges}
+    expected = _expected(central)
     live.start()
     stack.callback(live.close)
+    say(f"\n== console: {central.url}/console/ (sign in with the admin key in {state.folder / 'admin-key'})")
     say("\n== live: recognition events as they reach central (Ctrl-C stops)")
     say(f"  {'time':<8}  {'site':<6} {'camera':<9} {'who':<16} score")
     children = [child for child in [*others, *(e.child for e in edges)] if child is not None]
@@ -163,7 +165,7 @@ def _live(options: Options, state: DemoState, stack: ExitStack, central: Central
         while options.duration <= 0 or time.monotonic() - started < options.duration:
             for child in children:
                 child.check_alive()
-            if options.until_seen and expectations_met(live.tally):
+            if options.until_seen and expectations_met(live.tally, expected):
                 say("== everyone enrolled was seen at both sites, and an unknown face at each: ending early")
                 break
             time.sleep(0.5)
@@ -182,12 +184,14 @@ def _live(options: Options, state: DemoState, stack: ExitStack, central: Central
         latency_measured_now=bool(state.data.get("latency_measured_at") == state.data.get("run_started")),
         interrupted=interrupted,
         urls={
+            "console": f"{central.url}/console/",
             "API docs (Swagger UI)": f"{central.url}/schema/swagger",
             "OpenAPI document": f"{central.url}/schema/openapi.json",
             "central metrics": f"{central.url}/metrics",
             **{f"edge {e.name} metrics": f"http://127.0.0.1:{e.health_port}/metrics" for e in edges},
         },
         admin_key_file=state.folder / "admin-key",
+        expected=_expected(central),  # again: someone may have enrolled Eileen Collins meanwhile
     )
     print_summary(summary, say)
     return summary
@@ -296,6 +300,19 @@ def _enroll_one(state: DemoState, central: Central, edges: list[Edge], person: P
 
 def _holds(edge: Edge, person_id: str) -> bool:
     return person_id in edge.gallery_people()
+
+
+def _expected(central: Central) -> Expected:
+    """What this run must show, from who is in the demo's gallery with a template now."""
+    enrolled, cursor = set(), None
+    while True:
+        page = central.call("GET", "/people", params={"limit": 500, **({"cursor": cursor} if cursor else {})})
+        enrolled |= {
+            p["display_name"] for p in page["items"] if GALLERY in p["galleries"] and p["template_count"] > 0
+        }
+        cursor = page.get("next")
+        if not cursor:
+            return expected_now(enrolled)
 
 
 def _namer(central: Central, names: dict[str, str]) -> Callable[[str], str]:

@@ -4,6 +4,6 @@ Every service writes its entry with `audit.record(conn, ...)` on the connection 
 makes the change itself, so the change and its entry commit together or not at all.
 """
 
-from central.audit.repository import actor, record, record_sync
+from central.audit.repository import actor, entries, record, record_sync
 
-__all__ = ["actor", "record", "record_sync"]
+__all__ = ["actor", "entries", "record", "record_sync"]

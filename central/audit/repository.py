@@ -40,3 +40,21 @@ def record_sync(
 ) -> None:
     """`record` for the synchronous connections of the `facegate central` commands (actor e.g. `cli`)."""
     conn.execute(_INSERT_PLAIN, (actor_name, action, target_type, str(target_id)))
+
+
+_LIST = """
+SELECT id, ts, actor, action, target_type, target_id, details FROM audit_log
+ WHERE (%(actor)s::text IS NULL OR actor = %(actor)s) AND (%(action)s::text IS NULL OR action LIKE %(action)s)
+   AND (%(before)s::bigint IS NULL OR id < %(before)s)
+ ORDER BY id DESC LIMIT %(limit)s
+"""
+
+
+async def entries(
+    conn: AsyncConnection[Any], *, actor: str | None, action: str | None, before: int | None, limit: int
+) -> list[tuple[int, Any, str, str, str, str, dict[str, Any]]]:
+    """Newest first: (id, ts, actor, action, target type, target id, details); `action` is a prefix
+    (`person.` gives every person change), `before` an id to continue below."""
+    prefix = action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" if action else None
+    cur = await conn.execute(_LIST, {"actor": actor, "action": prefix, "before": before, "limit": limit})
+    return [tuple(row) for row in await cur.fetchall()]

@@ -3,10 +3,15 @@
 Two kinds of credential are accepted:
 - an API key or an edge's API credential (`fg_<prefix>_<secret>`): looked up by prefix in `api_keys`
   (not revoked) and `edges`, then its secret checked against the stored PBKDF2 hash (about 40 ms, run
-  off the event loop). A key that verified is remembered in process for `cache_s` seconds (keyed by a
-  SHA-256 of the whole credential), so a revoked key keeps working on a replica for at most that long;
+  off the event loop). Before PBKDF2 runs, `AuthLimiter.check` takes one attempt from the client
+  address's and the key prefix's allowance of failures (429 `auth_throttled` when used up), and a key that
+  verified gives it back (central/auth/authlimit.py). A key that verified is remembered in process
+  for `cache_s` seconds (keyed by a SHA-256 of the whole credential), so a revoked key keeps working
+  on a replica for at most that long;
 - a token from `POST /api/v1/auth/token` (HS256, three dot-separated parts): checked by signature and
-  expiry only, so a revoked key's tokens live until they expire (FACEGATE_TOKEN_TTL_S).
+  times, and a key's token also by whether its key (the `sub` claim) is still live: that lookup is
+  remembered for `cache_s` too, so a revoked key's tokens stop at once on the replica that revoked it
+  (`forget`) and within `cache_s` on the others. Edge tokens end when they expire (FACEGATE_TOKEN_TTL_S).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from central.auth import repository as repo
+from central.auth.authlimit import AuthLimiter
 from central.auth.errors import AuthError
 from central.auth.keys import KEY_TAG, parse_api_key, verify_secret
 from central.auth.tokens import verify_token
@@ -41,31 +47,39 @@ class Authenticator:
         self,
         pool: AsyncPool,
         secret_key: str,
+        limiter: AuthLimiter,
         *,
         cache_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
         self.secret_key = secret_key
+        self.limiter = limiter
         self.cache_s = cache_s
         self.clock = clock
         self._cache: dict[bytes, _Cached] = {}
+        self._live: dict[str, tuple[bool, float]] = {}  # token key prefix -> (live, until)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client_ip: str | None = None) -> Principal:
         credential = bearer(authorization)
         if credential.startswith(KEY_TAG + "_"):
-            return await self.from_key(credential)
+            return await self.from_key(credential, client_ip)
         if credential.count(".") == 2:
-            return principal_from_token(credential, self.secret_key)
+            principal = principal_from_token(credential, self.secret_key)
+            if principal.kind == "key":
+                await self._require_live_key(principal.id)
+            return principal
         raise AuthError("malformed_credential", "the bearer credential is neither an API key nor a token")
 
-    async def from_key(self, credential: str) -> Principal:
+    async def from_key(self, credential: str, client_ip: str | None = None) -> Principal:
         prefix, secret = parse_api_key(credential)
         digest = hashlib.sha256(credential.encode()).digest()
         now = self.clock()
         cached = self._cache.get(digest)
         if cached is not None and cached.until > now:
             return cached.principal
+        self.limiter.refuse_known(client_ip, prefix)  # a flood: 429 at once, no I/O
+        await anyio.to_thread.run_sync(self.limiter.check, client_ip, prefix)  # 429 before any PBKDF2
         async with self.pool.connection() as conn:
             found = await repo.find_credential(conn, prefix)
             if found is None:
@@ -75,6 +89,7 @@ class Authenticator:
                 raise AuthError("invalid_key", "unknown or revoked API key")
             if kind == "key":
                 await repo.touch_key(conn, prefix)
+        await anyio.to_thread.run_sync(self.limiter.succeeded, client_ip, prefix)
         principal = (
             Principal("edge", ident, Scope.EDGE, tuple(sites))
             if kind == "edge"
@@ -85,9 +100,26 @@ class Authenticator:
         self._cache[digest] = _Cached(principal, now + self.cache_s)
         return principal
 
+    async def _require_live_key(self, prefix: str) -> None:
+        """AuthError `revoked` when the token's key was revoked (looked up at most every `cache_s`)."""
+        now = self.clock()
+        known = self._live.get(prefix)
+        live = known[0] if known is not None and known[1] > now else None
+        if live is None:
+            async with self.pool.connection() as conn:
+                live = await repo.key_is_live(conn, prefix)
+            if len(self._live) >= _MAX_CACHE:
+                self._live.clear()
+            self._live[prefix] = (live, now + self.cache_s)
+        if not live:
+            raise AuthError(
+                "revoked", "the API key this token was issued for has been revoked; use another key"
+            )
+
     def forget(self) -> None:
-        """Drop every remembered key (after a revocation on this replica)."""
+        """Drop every remembered key and key state (after a revocation on this replica)."""
         self._cache.clear()
+        self._live.clear()
 
 
 def bearer(authorization: str | None) -> str:

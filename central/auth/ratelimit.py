@@ -1,9 +1,10 @@
 """Token-bucket rate limiting per key: in Redis (shared by every replica) or in process, same semantics.
 
 A bucket holds at most `burst` tokens and gains `rate` tokens per second; each hit takes one token or is
-refused with the seconds until one is there. A bucket not seen before is full. Time is the caller's `now`
-(wall-clock seconds, time.time(); replicas must be NTP-synced); a `now` earlier than the bucket's last
-update is treated as no time passing.
+refused with the seconds until one is there; `give_back` returns one (never above `burst`), so a bucket
+can count unconfirmed attempts (central/auth/authlimit.py). A bucket not seen before is full. Time is
+the caller's `now` (wall-clock seconds, time.time(); replicas must be NTP-synced); a `now` earlier than
+the bucket's last update is treated as no time passing.
 
 Redis outage: RedisRateLimiter falls back to its in-process limiter (logging `ratelimit_redis_unavailable`
 once per outage and `ratelimit_redis_recovered` when Redis answers again), so the API keeps serving with
@@ -31,6 +32,7 @@ _LUA = """
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1])
 local ts = tonumber(state[2])
@@ -44,7 +46,10 @@ if now > ts then
 end
 local allowed = 0
 local retry = 0
-if tokens >= 1 then
+if cost < 0 then
+  tokens = math.min(burst, tokens - cost)
+  allowed = 1
+elseif tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 else
@@ -70,6 +75,8 @@ class Decision:
 class RateLimiter(Protocol):
     def hit(self, key: str, now: float) -> Decision: ...
 
+    def give_back(self, key: str, now: float) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Bucket:
@@ -82,10 +89,15 @@ def _check(rate: float, burst: int) -> None:
         raise ValueError(f"rate must be > 0 per second and burst >= 1, got rate={rate}, burst={burst}")
 
 
-def _take(bucket: _Bucket | None, now: float, rate: float, burst: int) -> tuple[_Bucket, Decision]:
+def _take(
+    bucket: _Bucket | None, now: float, rate: float, burst: int, cost: int = 1
+) -> tuple[_Bucket, Decision]:
     tokens, ts = (float(burst), now) if bucket is None else (bucket.tokens, bucket.ts)
     if now > ts:
         tokens, ts = min(float(burst), tokens + (now - ts) * rate), now
+    if cost < 0:  # a token given back
+        tokens = min(float(burst), tokens - cost)
+        return _Bucket(tokens, ts), Decision(True, 0.0, math.floor(tokens))
     if tokens >= 1:
         tokens -= 1
         return _Bucket(tokens, ts), Decision(True, 0.0, math.floor(tokens))
@@ -104,8 +116,14 @@ class LocalRateLimiter:
         self._lock = threading.Lock()
 
     def hit(self, key: str, now: float) -> Decision:
+        return self._apply(key, now, 1)
+
+    def give_back(self, key: str, now: float) -> None:
+        self._apply(key, now, -1)
+
+    def _apply(self, key: str, now: float, cost: int) -> Decision:
         with self._lock:
-            bucket, decision = _take(self._buckets.pop(key, None), now, self.rate, self.burst)
+            bucket, decision = _take(self._buckets.pop(key, None), now, self.rate, self.burst, cost)
             self._buckets[key] = bucket  # re-inserted last: dict order is least recently hit first
             if len(self._buckets) > self.max_keys:
                 self._prune(now)
@@ -172,22 +190,34 @@ class RedisRateLimiter:
         return self._down_until is not None
 
     def hit(self, key: str, now: float) -> Decision:
+        return self._apply(key, now, 1)
+
+    def give_back(self, key: str, now: float) -> None:
+        self._apply(key, now, -1)
+
+    def _apply(self, key: str, now: float, cost: int) -> Decision:
         down_until = self._down_until
         if down_until is not None and time.monotonic() < down_until:
-            return self.fallback.hit(key, now)
+            return self._local(key, now, cost)
         try:
             result = self._script(
-                keys=[self.key_prefix + key], args=[repr(now), repr(float(self.rate)), self.burst]
+                keys=[self.key_prefix + key], args=[repr(now), repr(float(self.rate)), self.burst, cost]
             )
         except (redis.ConnectionError, redis.TimeoutError) as err:
             self._mark_down(err)
-            return self.fallback.hit(key, now)
+            return self._local(key, now, cost)
         except redis.RedisError as err:
             raise RateLimitError(f"Redis refused the rate-limit script: {err}") from err
         if down_until is not None:
             self._mark_up()
         allowed, tokens, retry = result
         return Decision(bool(int(allowed)), float(retry), math.floor(float(tokens)))
+
+    def _local(self, key: str, now: float, cost: int) -> Decision:
+        if cost < 0:
+            self.fallback.give_back(key, now)
+            return Decision(True, 0.0, 0)
+        return self.fallback.hit(key, now)
 
     def _mark_down(self, err: Exception) -> None:
         with self._lock:

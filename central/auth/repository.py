@@ -74,6 +74,8 @@ async def list_keys(conn: AsyncConnection[Any]) -> list[ApiKeyRead]:
 
 
 async def revoke_key(conn: AsyncConnection[Any], prefix: str) -> ApiKeyRead | None:
+    """Revoke the key and end its console sessions (in the caller's transaction); None when unknown."""
+    await conn.execute("DELETE FROM console_sessions WHERE key_prefix = %s", (prefix,))
     cur = await conn.execute(
         "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE prefix = %s"
         f" RETURNING {_COLUMNS}",
@@ -93,6 +95,12 @@ async def find_credential(
         return None
     kind, ident, scope, sites, stored = rows[0]
     return str(kind), str(ident), str(scope), list(sites), str(stored)
+
+
+async def key_is_live(conn: AsyncConnection[Any], prefix: str) -> bool:
+    """Whether an API key with this prefix exists and is not revoked."""
+    sql = "SELECT 1 FROM api_keys WHERE prefix = %s AND revoked_at IS NULL"
+    return await (await conn.execute(sql, (prefix,))).fetchone() is not None
 
 
 async def touch_key(conn: AsyncConnection[Any], prefix: str) -> None:

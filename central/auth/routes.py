@@ -42,7 +42,7 @@ async def new_key(
 async def revoke(
     prefix: FromPath[str], principal: NamedDependency[Principal], auth: NamedDependency[AuthService]
 ) -> ApiKeyRead:
-    """Revoke a key. Replicas drop it within FACEGATE_KEY_CACHE_S; its tokens expire on their own."""
+    """Revoke a key. Replicas drop it, and its tokens, within FACEGATE_KEY_CACHE_S (this one at once)."""
     return await auth.revoke(principal, prefix)
 
 

@@ -9,6 +9,7 @@ edge credential change, through `forget`) drops this replica's cache of verified
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import anyio.to_thread
 
@@ -49,12 +50,16 @@ class AuthService:
         self.rate_limit_per_s = rate_limit_per_s
         self.rate_limit_burst = rate_limit_burst
 
-    async def admit(self, authorization: str | None) -> Principal:
-        """The caller of an `Authorization` header value; AuthError (401) or TooManyRequests (429)."""
+    async def admit(self, authorization: str | None, client_ip: str | None = None) -> Principal:
+        """The caller of an `Authorization` header value sent from `client_ip`; AuthError (401) or
+        TooManyRequests (429: too many failed authentications, or the key's rate limit)."""
         try:
-            principal = await self.authenticator.authenticate(authorization)
+            principal = await self.authenticator.authenticate(authorization, client_ip)
         except AuthError as err:
             self.metrics.auth_failures.labels(err.reason).inc()
+            raise
+        except TooManyRequests as err:
+            self.metrics.auth_failures.labels(err.code).inc()
             raise
         decision = await anyio.to_thread.run_sync(self.limiter.hit, rate_key(principal), time.time())
         if not decision.allowed:
@@ -104,6 +109,14 @@ class AuthService:
             await audit.record(conn, principal, "api_key.revoke", "api_key", prefix)
         self.forget()
         return info
+
+    async def audit_log(
+        self, principal: Principal, *, actor: str | None, action: str | None, before: int | None, limit: int
+    ) -> list[tuple[int, Any, str, str, str, str, dict[str, Any]]]:
+        """The audit log, newest first, filtered by actor and action prefix (unrestricted admins)."""
+        require(principal, Scope.ADMIN, None)
+        async with self.pool.connection() as conn:
+            return await audit.entries(conn, actor=actor, action=action, before=before, limit=limit)
 
 
 def rate_key(principal: Principal) -> str:

@@ -1,34 +1,31 @@
-"""Short-lived JWTs (RFC 7519), HS256 only, built on hmac/hashlib/base64.
+"""Short-lived JWTs (RFC 7519) through PyJWT: HS256 only, every time claim required and checked.
 
-A token is `<header>.<payload>.<signature>`, each part base64url without padding. The header must say
-`"alg": "HS256"`; "none" and every other algorithm are refused before the signature is looked at.
+The algorithm is pinned on both sides: tokens are signed with HS256 and `jwt.decode` is given
+`algorithms=["HS256"]`, so "none", RS256 (with the secret as a "public key") and every other algorithm
+are refused. `sub`, `scope`, `iat`, `nbf`, `exp` and `jti` are required; exp, nbf and iat are checked
+with a small leeway for clock skew between replicas. Anything PyJWT cannot read (bad base64, non-ASCII,
+non-JSON, wrong claim types) is an AuthError (401), never a 500.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
 import secrets
 import time
-from typing import TypeVar
 
+import jwt
 import msgspec
+from jwt.types import Options
 
 from central.auth.errors import AuthError
-from common.encoding import EncodingError, b64url, b64url_decode
 from common.errors import ConfigError
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 """RFC 7518 3.2: an HS256 key must be at least as long as the hash output."""
 MAX_TOKEN_CHARS = 8192
-DEFAULT_LEEWAY_S = 30.0
+DEFAULT_LEEWAY_S = 10.0
 """Clock skew tolerated between replicas for exp, nbf and iat."""
-
-_T = TypeVar("_T")
-_B64URL_RE = re.compile(r"[A-Za-z0-9_-]*")
-_HEADER = {"alg": ALGORITHM, "typ": "JWT"}
+REQUIRED_CLAIMS = ("sub", "scope", "iat", "nbf", "exp", "jti")
 
 
 class TokenClaims(msgspec.Struct, frozen=True):
@@ -43,21 +40,19 @@ class TokenClaims(msgspec.Struct, frozen=True):
     nbf: int | None = None
 
 
-class _Header(msgspec.Struct, frozen=True):
-    alg: str
-    typ: str = "JWT"
-
-
 def issue_token(claims: TokenClaims, secret: str | bytes, ttl_s: int, *, now: float | None = None) -> str:
-    """Sign `claims` with iat = now, exp = now + ttl_s and a fresh jti (unless one is given)."""
+    """Sign `claims` with iat = now, nbf = now (unless later), exp = now + ttl_s and a fresh jti."""
     if ttl_s <= 0:
         raise ValueError(f"ttl_s must be positive, got {ttl_s}")
     issued = int(time.time() if now is None else now)
     claims = msgspec.structs.replace(
-        claims, iat=issued, exp=issued + ttl_s, jti=claims.jti or secrets.token_urlsafe(16)
+        claims,
+        iat=issued,
+        nbf=max(issued, claims.nbf or 0),
+        exp=issued + ttl_s,
+        jti=claims.jti or secrets.token_urlsafe(16),
     )
-    signing_input = b64url(msgspec.json.encode(_HEADER)) + "." + b64url(msgspec.json.encode(claims))
-    return signing_input + "." + b64url(_sign(signing_input, _key(secret)))
+    return jwt.encode(msgspec.to_builtins(claims), _key(secret), algorithm=ALGORITHM)
 
 
 def verify_token(
@@ -65,51 +60,53 @@ def verify_token(
 ) -> TokenClaims:
     """The token's claims if it is well formed, HS256, correctly signed and valid at `now`; else AuthError."""
     key = _key(secret)
-    header_b64, payload_b64, signature_b64 = _split(token)
-    header = _decode(header_b64, _Header, "header")
-    if header.alg != ALGORITHM:
-        raise AuthError("wrong_alg", f"token algorithm {header.alg!r} is not accepted; only {ALGORITHM} is")
-    signature = _unb64(signature_b64, "signature")
-    if not hmac.compare_digest(signature, _sign(f"{header_b64}.{payload_b64}", key)):
-        raise AuthError("bad_signature", "token signature does not match; request a new token")
-    claims = _decode(payload_b64, TokenClaims, "payload")
-    _check_times(claims, time.time() if now is None else now, leeway_s)
-    return claims
-
-
-def _check_times(claims: TokenClaims, now: float, leeway_s: float) -> None:
-    if now >= claims.exp + leeway_s:
-        raise AuthError("expired", "token has expired; request a new one at /api/v1/auth/token")
-    not_before = max(claims.iat, claims.nbf or 0)
-    if now + leeway_s < not_before:
-        raise AuthError("not_yet_valid", "token is not valid yet; check the clocks of client and server")
-
-
-def _split(token: str) -> tuple[str, str, str]:
-    parts = token.split(".")
-    if len(token) > MAX_TOKEN_CHARS or len(parts) != 3:
+    if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
         raise AuthError("malformed_token", "token is not a JWT: expected three base64url parts joined by '.'")
-    return parts[0], parts[1], parts[2]
-
-
-def _decode(part: str, kind: type[_T], what: str) -> _T:
     try:
-        return msgspec.json.decode(_unb64(part, what), type=kind)
-    except msgspec.DecodeError as err:  # ValidationError is a subclass
-        raise AuthError("malformed_token", f"token {what} is not valid: {err}") from err
+        payload = _decode(token, key, now, leeway_s)
+        return msgspec.convert(payload, TokenClaims)
+    except msgspec.ValidationError as err:
+        raise AuthError("malformed_token", f"token payload is not valid: {err}") from err
 
 
-def _unb64(part: str, what: str) -> bytes:
-    if not _B64URL_RE.fullmatch(part):
-        raise AuthError("malformed_token", f"token {what} is not base64url")
+def _decode(token: str, key: bytes, now: float | None, leeway_s: float) -> dict[str, object]:
+    # PyJWT checks exp, nbf and iat against its own clock; a caller's `now` (tests) is checked below
+    real_clock = now is None
+    options: Options = {
+        "require": list(REQUIRED_CLAIMS),
+        "verify_exp": real_clock,
+        "verify_nbf": real_clock,
+        "verify_iat": real_clock,
+        "enforce_minimum_key_length": True,
+    }
     try:
-        return b64url_decode(part)
-    except EncodingError as err:
-        raise AuthError("malformed_token", f"token {what} is not base64url: {err}") from err
+        payload = jwt.decode(token, key, algorithms=[ALGORITHM], options=options, leeway=leeway_s)
+        return _checked_times(payload, time.time() if now is None else now, leeway_s)
+    except jwt.InvalidAlgorithmError as err:
+        raise AuthError("wrong_alg", f"token algorithm is not accepted ({err}); only {ALGORITHM} is") from err
+    except jwt.InvalidSignatureError as err:
+        raise AuthError("bad_signature", "token signature does not match; request a new token") from err
+    except jwt.ExpiredSignatureError as err:
+        raise AuthError("expired", "token has expired; request a new one at /api/v1/auth/token") from err
+    except jwt.ImmatureSignatureError as err:
+        raise AuthError(
+            "not_yet_valid", "token is not valid yet; check the clocks of client and server"
+        ) from err
+    except jwt.InvalidTokenError as err:  # DecodeError, MissingRequiredClaimError, bad claim types
+        raise AuthError("malformed_token", f"token is not valid: {err}") from err
 
 
-def _sign(signing_input: str, key: bytes) -> bytes:
-    return hmac.new(key, signing_input.encode("ascii"), hashlib.sha256).digest()
+def _checked_times(payload: dict[str, object], now: float, leeway_s: float) -> dict[str, object]:
+    """exp, nbf and iat against the caller's `now` (PyJWT checked them against its own clock, widened)."""
+    exp, nbf, iat = payload.get("exp"), payload.get("nbf"), payload.get("iat")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (exp, nbf, iat)):
+        raise jwt.DecodeError("exp, nbf and iat must be integers")
+    assert isinstance(exp, int) and isinstance(nbf, int) and isinstance(iat, int)
+    if now >= exp + leeway_s:
+        raise jwt.ExpiredSignatureError("Signature has expired")
+    if now + leeway_s < max(nbf, iat):
+        raise jwt.ImmatureSignatureError("The token is not yet valid")
+    return payload
 
 
 def _key(secret: str | bytes) -> bytes:

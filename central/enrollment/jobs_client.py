@@ -1,16 +1,17 @@
 """`facegate central enroll DIR`: zip a folder of people's photos, submit it as a job, follow it.
 
 DIR holds one folder per person (folder name = external id) with that person's photos, and
-optionally `people.csv`. Output is JSON Lines on stdout: one `job` line (id, total, people,
+optionally `people.csv`. Piped, output is JSON Lines on stdout: one `job` line (id, total, people,
 skipped entries), a `result` line per photo as results arrive, `progress` lines when the counts
-move, and a final `done` line. Exit status: 0 every photo accepted, 1 some rejected, 2 the folder or
-archive was refused, 3 the server cannot be reached, refused the key, failed, or the wait timed out.
+move, and a final `done` line; on a terminal, a progress bar with counts and an ETA, refused photos
+listed above it (central/enrollment/jobs_progress.py). Exit status: 0 every photo accepted, 1 some
+rejected, 2 the folder or archive was refused, 3 the server cannot be reached, refused the key,
+failed, or the wait timed out.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from central.enrollment.archive import PHOTO_EXTENSIONS
+from central.enrollment.jobs_progress import JsonLines, Reporter, reporter
 
 EXIT_OK, EXIT_REJECTED, EXIT_INPUT, EXIT_SETUP = 0, 1, 2, 3
 RESULTS_PER_POLL = 500
@@ -85,21 +87,23 @@ class JobClient:
         return body
 
 
-def follow(client: JobClient, data: bytes, poll_s: float, timeout_s: float) -> int:
-    """Submit, then print results until the job ends; the exit status (see the module doc)."""
+def follow(
+    client: JobClient, data: bytes, poll_s: float, timeout_s: float, report: Reporter | None = None
+) -> int:
+    """Submit, then report results until the job ends; the exit status (see the module doc)."""
+    report = report or JsonLines(sys.stdout)
     job = client.submit(data)
-    emit("job", job=job["id"], status=job["status"], total=job["total"], people=job["people"],
-         skipped=job["skipped"])  # fmt: skip
+    report.job(job)
     deadline = time.monotonic() + timeout_s
     after, processed = -1, -1
     while True:
         state = client.poll(job["id"], after)
         for result in state["results"]:
-            emit("result", job=job["id"], **result)
+            report.result(job["id"], result)
         after = state["next_results"] if state["next_results"] is not None else after
         if state["processed"] != processed:
             processed = state["processed"]
-            emit("progress", job=job["id"], status=state["status"], processed=processed, total=state["total"])
+            report.progress(job["id"], state)
         if state["next_results"] is None:
             break
         if len(state["results"]) < RESULTS_PER_POLL:
@@ -108,8 +112,7 @@ def follow(client: JobClient, data: bytes, poll_s: float, timeout_s: float) -> i
                     f"job {job['id']} still {state['status']} after {timeout_s:g} s", EXIT_SETUP
                 )
             time.sleep(poll_s)
-    emit("done", job=job["id"], status=state["status"], accepted=state["accepted"],
-         rejected=state["rejected"], error=state["error"])  # fmt: skip
+    report.done(job["id"], state)
     if state["status"] != "done":
         raise EnrollError(f"job {job['id']} failed: {state['error']}", EXIT_SETUP)
     return EXIT_REJECTED if state["rejected"] else EXIT_OK
@@ -121,7 +124,7 @@ def run(folder: Path, url: str, key: str, poll_s: float, timeout_s: float) -> in
         if not key:
             raise EnrollError("no API key: pass --key or set FACEGATE_API_KEY (an operator key)", EXIT_SETUP)
         data = zip_folder(folder)
-        return follow(JobClient(url, key), data, poll_s, timeout_s)
+        return follow(JobClient(url, key), data, poll_s, timeout_s, reporter(sys.stdout))
     except EnrollError as err:
         sys.stderr.write(f"facegate: {err}\n")
         return err.status
@@ -129,11 +132,6 @@ def run(folder: Path, url: str, key: str, poll_s: float, timeout_s: float) -> in
 
 def default_url() -> str:
     return os.environ.get("FACEGATE_URL", "http://127.0.0.1:8080")
-
-
-def emit(event: str, **fields: Any) -> None:
-    sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
-    sys.stdout.flush()
 
 
 def _status_of(http_status: int) -> int:

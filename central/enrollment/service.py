@@ -30,6 +30,7 @@ from uuid import UUID, uuid4
 
 import anyio
 import anyio.to_thread
+import msgspec
 import numpy as np
 import psycopg
 from psycopg import AsyncConnection
@@ -319,13 +320,13 @@ class EnrollmentService:
             job = await repo.get_job(conn, job_id, results_after, results_limit)
         if job is None:
             raise NotFound(f"no enrollment job {job_id}", code="job_not_found")
-        return job
+        return shown_to(principal, job)
 
     async def list_jobs(self, principal: Principal, limit: int, cursor: str | None) -> Page:
         require(principal, Scope.VIEWER, None)
         async with self.pool.connection() as conn:
             jobs, following = await repo.list_jobs(conn, limit, cursor)
-        items: list[JobSummary] = jobs
+        items: list[JobSummary] = [shown_to(principal, job) for job in jobs]
         return Page(items, following)
 
     async def get_or_create_person(
@@ -339,6 +340,17 @@ class EnrollmentService:
             await anyio.to_thread.run_sync(self.store.delete, key)
         except StorageError as err:
             jobs_log.warning("enrollment_job_archive_not_deleted", extra={"key": key, "error": str(err)})
+
+
+_Job = TypeVar("_Job", bound=JobSummary)
+
+
+def shown_to(principal: Principal, job: _Job) -> _Job:
+    """`job` as `principal` may see it: a key prefix in `created_by` only for admins (a prefix is what a
+    wrong-secret flood aims at), `key` for everyone else."""
+    if principal.scope is Scope.ADMIN or not job.created_by.startswith("key:"):
+        return job
+    return msgspec.structs.replace(job, created_by="key")
 
 
 def duplicate_result(filename: str, face: AcceptedFace, found: DuplicateFound) -> PhotoResult:

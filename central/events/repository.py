@@ -241,3 +241,33 @@ async def last_seen(
     cur = await conn.execute(LAST_SEEN_SQL, params)
     row = await cur.fetchone()
     return StoredEvent(*row) if row else None
+
+
+_HOURLY = """
+SELECT site_id, date_trunc('hour', ts) AS hour, count(*) FROM events
+ WHERE ts >= %(since)s AND (%(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s::text[]))
+ GROUP BY site_id, hour ORDER BY hour, site_id
+"""
+
+
+async def hourly_counts(
+    conn: AsyncConnection[Any], sites: Sequence[str] | None, since: datetime
+) -> list[tuple[str, datetime, int]]:
+    """(site, hour, events) for each hour since `since` that has events, in `sites` (None: all)."""
+    cur = await conn.execute(_HOURLY, {"since": since, "sites": list(sites) if sites is not None else None})
+    return [(str(site), hour, int(count)) for site, hour, count in await cur.fetchall()]
+
+
+_LAST_PER_SITE = """
+SELECT DISTINCT ON (site_id) site_id, ts, edge_id, camera, id FROM events
+ WHERE person_id = %(person)s AND (%(sites)s::text[] IS NULL OR site_id = ANY(%(sites)s::text[]))
+ ORDER BY site_id, ts DESC
+"""
+
+
+async def last_seen_per_site(
+    conn: AsyncConnection[Any], person_id: UUID, sites: Sequence[str] | None
+) -> list[tuple[str, datetime, str, str, UUID]]:
+    """(site, ts, edge, camera, event id) of the person's latest event at each site of `sites`."""
+    cur = await conn.execute(_LAST_PER_SITE, {"person": person_id, "sites": list(sites) if sites else None})
+    return [(str(s), ts, str(e), str(c), i) for s, ts, e, c, i in await cur.fetchall()]

@@ -4,7 +4,7 @@ writes events itself (central/ingest/)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import anyio.to_thread
@@ -14,7 +14,7 @@ from central.db.pool import AsyncPool
 from central.errors import InvalidInput, NotFound
 from central.events import repository as repo
 from central.events.schemas import EventDetail, EventPage, LastSeenRead, event_detail, event_read
-from central.principal import Principal, Scope, require
+from central.principal import Principal, Scope, require, require_scope
 from central.storage import ObjectStore
 
 
@@ -90,6 +90,20 @@ class EventService:
                 f"person {person_id} has no events in the sites this key may see", code="never_seen"
             )
         return LastSeenRead(event.ts, event.site_id, event.edge_id, event.camera, event.id)
+
+    async def last_seen_per_site(self, principal: Principal, person_id: UUID) -> list[LastSeenRead]:
+        """Where the person was last recognised at each site `principal` may see, by site."""
+        require_scope(principal, Scope.VIEWER)
+        async with self.pool.connection() as conn:
+            rows = await repo.last_seen_per_site(conn, person_id, principal.sites or None)
+        return [LastSeenRead(ts, site, edge, camera, event_id) for site, ts, edge, camera, event_id in rows]
+
+    async def hourly(self, principal: Principal, hours: int) -> list[tuple[str, datetime, int]]:
+        """Events per hour per site over the last `hours` hours, in the sites `principal` may see."""
+        require_scope(principal, Scope.VIEWER)
+        since = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        async with self.pool.connection() as conn:
+            return await repo.hourly_counts(conn, principal.sites or None, since)
 
 
 def visible_sites(principal: Principal, site: str | None) -> tuple[str, ...] | None:

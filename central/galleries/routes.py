@@ -130,7 +130,7 @@ async def list_members(
 
 @get(
     "/galleries/{gallery_id:str}/changes",
-    opt={"scope": Scope.EDGE, "key_scope": Scope.VIEWER},
+    opt={"scope": Scope.EDGE, "key_scope": Scope.OPERATOR},
     tags=TAGS,
 )
 async def list_changes(
@@ -147,7 +147,7 @@ async def list_changes(
 
 @get(
     "/galleries/{gallery_id:str}/snapshot",
-    opt={"scope": Scope.EDGE, "key_scope": Scope.VIEWER},
+    opt={"scope": Scope.EDGE, "key_scope": Scope.OPERATOR},
     tags=TAGS,
     media_type=SNAPSHOT_MEDIA_TYPE,
 )
@@ -161,7 +161,9 @@ async def snapshot(
     if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
 ) -> Response[bytes]:
     """The snapshot file of `version` (MessagePack, "facegate.gallery-snapshot/1"). 410 when that
-    version was never stored and its templates were deleted since: fetch the current version."""
+    version was never stored and its templates were deleted since: fetch the current version.
+    For edges and operator or admin keys: a snapshot holds templates (biometric data), which viewers
+    may not take away."""
     found = await galleries.snapshot(principal, gallery_id, version)
     headers = {
         "X-Facegate-Sha256": found.info.sha256,

@@ -32,7 +32,8 @@ async def authenticated(connection: ASGIConnection[Any, Any, Any, Any], handler:
     if not isinstance(needed, Scope):
         raise RuntimeError(f"route {handler} declares no opt={{'scope': Scope.X}}")  # a bug, not input
     auth: AuthService = connection.app.state.auth
-    principal = await auth.admit(connection.headers.get("authorization"))  # 401 or 429, counted
+    client = connection.client.host if connection.client else None
+    principal = await auth.admit(connection.headers.get("authorization"), client)  # 401 or 429, counted
     if handler.opt.get("any_principal"):
         pass  # e.g. POST /auth/token: every valid credential may use it
     elif needed is Scope.EDGE:

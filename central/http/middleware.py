@@ -7,7 +7,15 @@ import re
 import time
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Message,
+    Receive,
+    Scope,
+    Send,
+)
 
 from central.metrics import Metrics
 from common.ids import uuid7
@@ -67,3 +75,38 @@ def _incoming_id(scope: Scope) -> str | None:
             text = value.decode("latin-1").strip()
             return text if _REQUEST_ID.fullmatch(text) else None
     return None
+
+
+INTERNAL_PATHS = ("/metrics", "/health", "/ready")
+
+
+class InternalPortMiddleware:
+    """On FACEGATE_METRICS_PORT, only /metrics, /health and /ready (and /ready/...) are served: the API
+    is not reachable there, so a network rule for that port (Prometheus only) gives nothing else away."""
+
+    def __init__(self, app: ASGIApp, port: int) -> None:
+        self.app = app
+        self.port = port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") if scope["type"] in {ScopeType.HTTP, ScopeType.WEBSOCKET} else None
+        if server is None or server[1] != self.port or _internal(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == ScopeType.WEBSOCKET:
+            await send({"type": "websocket.close", "code": 1008, "reason": ""})
+            return
+        body = b'{"code":"not_found","message":"this port serves /metrics, /health and /ready only"}'
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+        end: HTTPResponseBodyEvent = {"type": "http.response.body", "body": body, "more_body": False}
+        await send(start)
+        await send(end)
+
+
+def _internal(path: str) -> bool:
+    trimmed = path.rstrip("/") or "/"
+    return trimmed in INTERNAL_PATHS or trimmed.startswith("/ready/")

@@ -4,6 +4,7 @@ metrics registry, and the folder store's signed files. Built by central/lifespan
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ from central.db.pool import AsyncPool
 from central.metrics import Metrics
 from central.storage import FileStore, ObjectStore
 from common.mqtt.aio import AsyncMqttClient
+
+log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 2.0
 _PROBE_KEY = "health/probe"
@@ -33,6 +36,7 @@ class Operations:
         metrics: Metrics,
         broker_url: str | None,
         mqtt: AsyncMqttClient | None,
+        metrics_port: int = 0,
     ) -> None:
         self.pool = pool
         self.store = store
@@ -40,11 +44,12 @@ class Operations:
         self.metrics = metrics
         self.broker_url = broker_url
         self.mqtt = mqtt
+        self.metrics_port = metrics_port
         self.ingest: Callable[[], dict[str, Any]] | None = None
         """Event ingest's `Progress.health`, set by the lifespan when ingest runs (`GET /ready/ingest`)."""
 
     async def readiness(self) -> dict[str, str]:
-        """{dependency: "ok" or what failed}: database, storage, Redis (if set), MQTT broker (if set)."""
+        """{dependency: "ok", "timeout" or "unavailable"}: database, storage, Redis and broker (if set)."""
         checks: dict[str, Coroutine[Any, Any, None]] = {
             "database": self._database(),
             "storage": self._storage(),
@@ -55,6 +60,13 @@ class Operations:
             checks["broker"] = self._mqtt(self.mqtt) if self.mqtt is not None else _broker(self.broker_url)
         results = await asyncio.gather(*(_timed(name, check) for name, check in checks.items()))
         return {name: status for name, status in results}
+
+    def serves_metrics(self, server: object) -> bool:
+        """Whether /metrics is answered on the local address `server` (the ASGI scope's): on any
+        port when FACEGATE_METRICS_PORT is 0, else only on that one."""
+        if not self.metrics_port:
+            return True
+        return isinstance(server, (tuple, list)) and len(server) == 2 and server[1] == self.metrics_port
 
     def ingest_health(self) -> dict[str, Any]:
         """Whether event ingest moves: `status` ok, stalled, or not_running (no MQTT on this replica)."""
@@ -92,12 +104,18 @@ class Operations:
 
 
 async def _timed(name: str, check: Coroutine[Any, Any, None]) -> tuple[str, str]:
+    """(check, "ok" | "timeout" | "unavailable"): the answer is generic, because /ready is read by load
+    balancers and may leak past a proxy; the detail (host and user names, addresses) goes to the log."""
     try:
         await asyncio.wait_for(check, READY_TIMEOUT_S)
     except TimeoutError:
-        return name, f"timeout after {READY_TIMEOUT_S:g} s"
+        log.warning(
+            "ready_check_failed", extra={"check": name, "error": f"timeout after {READY_TIMEOUT_S:g} s"}
+        )
+        return name, "timeout"
     except Exception as err:  # noqa: BLE001  # a readiness probe reports any failure of a dependency
-        return name, f"error: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        log.warning("ready_check_failed", extra={"check": name, "error": f"{type(err).__name__}: {err}"})
+        return name, "unavailable"
     return name, "ok"
 
 

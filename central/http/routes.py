@@ -3,15 +3,16 @@ ingest moving; not part of /ready, so one poison edge never takes the HTTP API o
 /metrics, /files (signed).
 
 None of them needs a credential: /health and /ready are for load balancers, /metrics for Prometheus
-(restrict it at the proxy), /files URLs carry their own signature and expiry. What they check and serve
-comes from central/http/operations.py (the `operations` dependency).
+(refused by the proxies; with FACEGATE_METRICS_PORT set, served on that internal port only, which
+serves nothing but /metrics, /health and /ready), /files URLs carry their own signature and expiry.
+What they check and serve comes from central/http/operations.py (the `operations` dependency).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, FromQuery
@@ -46,8 +47,10 @@ def ready_ingest(operations: NamedDependency[Operations]) -> Response[dict[str, 
 
 
 @get("/metrics", tags=["operations"], sync_to_thread=False, media_type=CONTENT_TYPE_LATEST)
-def metrics(operations: NamedDependency[Operations]) -> Response[bytes]:
-    """Prometheus metrics of this replica."""
+def metrics(request: Request[Any, Any, Any], operations: NamedDependency[Operations]) -> Response[bytes]:
+    """Prometheus metrics of this replica (only on FACEGATE_METRICS_PORT when that is set)."""
+    if not operations.serves_metrics(request.scope.get("server")):
+        raise NotFoundException()
     return Response(operations.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

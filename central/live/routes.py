@@ -70,7 +70,8 @@ async def _authenticate(auth: AuthService, socket: WebSocket[Any, Any, Any]) -> 
     header = socket.headers.get("authorization")
     token = socket.query_params.get("token")
     try:
-        principal = await auth.admit(header or (f"Bearer {token}" if token else None))
+        client = socket.client.host if socket.client else None
+        principal = await auth.admit(header or (f"Bearer {token}" if token else None), client)
     except AuthError as err:
         raise _Refused(CODE_UNAUTHORIZED, f"{err.reason}: {err}") from err
     except TooManyRequests as err:

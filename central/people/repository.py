@@ -31,11 +31,12 @@ coalesce((SELECT array_agg(gp.gallery_id::text ORDER BY gp.gallery_id) FROM gall
 p.created_at, p.updated_at
 """
 _GET = f"SELECT {_COLUMNS} FROM people p WHERE p.id = %s AND p.deleted_at IS NULL"
-_PAGE = f"""
-SELECT {_COLUMNS} FROM people p
- WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s)
- ORDER BY p.created_at, p.id LIMIT %s
-"""
+_PAGE = f"SELECT {_COLUMNS} FROM people p WHERE p.deleted_at IS NULL AND (p.created_at, p.id) > (%s, %s)"
+"""Live people after a keyset position; list_people adds its filters and `ORDER BY ... LIMIT`."""
+_IN_SITES = """
+ AND EXISTS (SELECT 1 FROM gallery_people gp JOIN gallery_sites gs ON gs.gallery_id = gp.gallery_id
+              WHERE gp.person_id = p.id AND gs.site_id = ANY(%s))"""
+"""A person is seen by a site-restricted key when a gallery scoped to one of its sites holds them."""
 _PHOTOS = """
 SELECT id, status, quality, width, height, created_at, object_key FROM enrollment_photos
  WHERE person_id = %s ORDER BY created_at, id
@@ -96,6 +97,12 @@ async def get_person(conn: AsyncConnection[Any], person_id: UUID) -> PersonRead:
     if row is None:
         raise NotFound(f"no person {person_id}", code="person_not_found")
     return _read(row)
+
+
+async def in_sites(conn: AsyncConnection[Any], person_id: UUID, sites: Sequence[str]) -> bool:
+    """Whether the person is in a gallery scoped to one of `sites`."""
+    sql = "SELECT 1 FROM people p WHERE p.id = %s" + _IN_SITES
+    return await (await conn.execute(sql, (person_id, list(sites)))).fetchone() is not None
 
 
 async def lock_person(conn: AsyncConnection[Any], person_id: UUID, *, share: bool = False) -> None:
@@ -163,11 +170,41 @@ def decode_cursor(cursor: str | None) -> tuple[datetime, UUID]:
         raise InvalidInput("invalid cursor: pass the `next` value of the previous page unchanged") from err
 
 
+_NAME_MATCHES = " AND (p.display_name ILIKE %s ESCAPE '\\' OR p.external_id ILIKE %s ESCAPE '\\')"
+_NAMES = "SELECT id, display_name, external_id FROM people WHERE id = ANY(%s)"
+
+
+def like_pattern(text: str) -> str:
+    """`text` as an ILIKE pattern matching it anywhere (its own % _ and \\ taken literally)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def names(conn: AsyncConnection[Any], ids: Sequence[UUID]) -> dict[UUID, str]:
+    """The display name (or external id) of each person of `ids` still known; erased people have none."""
+    rows = await (await conn.execute(_NAMES, (list(ids),))).fetchall()
+    return {UUID(str(pid)): name or external_id or "" for pid, name, external_id in rows}
+
+
 async def list_people(
-    conn: AsyncConnection[Any], limit: int, cursor: str | None
+    conn: AsyncConnection[Any],
+    limit: int,
+    cursor: str | None,
+    sites: Sequence[str] = (),
+    name: str | None = None,
 ) -> tuple[list[PersonRead], str | None]:
+    """A page of live people; with `sites`, only those in a gallery scoped to one of them; with `name`,
+    only those whose name or external id contains it (any case)."""
     after = decode_cursor(cursor)
-    rows = await (await conn.execute(_PAGE, (*after, limit + 1))).fetchall()
+    sql, params = _PAGE, [*after]
+    if sites:
+        sql += _IN_SITES
+        params.append(list(sites))
+    if name:
+        sql += _NAME_MATCHES
+        params += [like_pattern(name)] * 2
+    sql += " ORDER BY p.created_at, p.id LIMIT %s"
+    rows = await (await conn.execute(sql, (*params, limit + 1))).fetchall()
     people = [_read(row) for row in rows[:limit]]
     following = None
     if len(rows) > limit:

@@ -41,17 +41,22 @@ async def create(
 
 @get("/people", opt={"scope": Scope.VIEWER}, tags=TAGS)
 async def index(
+    principal: NamedDependency[Principal],
     people: NamedDependency[PeopleService],
     limit: Annotated[int, QueryParameter(ge=1, le=500, description="people per page (1-500)")] = 50,
     cursor: Annotated[str | None, QueryParameter(description="`next` of the previous page")] = None,
 ) -> PersonPage:
-    """People in creation order, a page at a time; erased people are left out."""
-    return await people.list_people(limit, cursor)
+    """People in creation order, a page at a time; erased people are left out (and, for a site-restricted
+    key, those in no gallery of its sites)."""
+    return await people.list_people(principal, limit, cursor)
 
 
 @get("/people/{person_id:uuid}", opt={"scope": Scope.VIEWER}, tags=TAGS)
-async def show(person_id: FromPath[UUID], people: NamedDependency[PeopleService]) -> PersonRead:
-    return await people.get(person_id)
+async def show(
+    person_id: FromPath[UUID], principal: NamedDependency[Principal], people: NamedDependency[PeopleService]
+) -> PersonRead:
+    """The person (to a site-restricted key: only one in a gallery of its sites)."""
+    return await people.get(person_id, principal)
 
 
 @patch("/people/{person_id:uuid}", opt={"scope": Scope.OPERATOR}, tags=TAGS)
@@ -74,15 +79,19 @@ async def erase(
 
 
 @get("/people/{person_id:uuid}/photos", opt={"scope": Scope.VIEWER}, tags=TAGS)
-async def photos(person_id: FromPath[UUID], people: NamedDependency[PeopleService]) -> list[PhotoRead]:
+async def photos(
+    person_id: FromPath[UUID], principal: NamedDependency[Principal], people: NamedDependency[PeopleService]
+) -> list[PhotoRead]:
     """The person's stored (accepted) photos, each with a short-lived download URL."""
-    return await people.photos(person_id)
+    return await people.photos(person_id, principal)
 
 
 @get("/people/{person_id:uuid}/templates", opt={"scope": Scope.VIEWER}, tags=TAGS)
-async def templates(person_id: FromPath[UUID], people: NamedDependency[PeopleService]) -> list[TemplateRead]:
+async def templates(
+    person_id: FromPath[UUID], principal: NamedDependency[Principal], people: NamedDependency[PeopleService]
+) -> list[TemplateRead]:
     """The person's templates (never the embeddings)."""
-    return await people.templates(person_id)
+    return await people.templates(person_id, principal)
 
 
 @delete(

@@ -1,8 +1,10 @@
 """The people service: create, read, list, update and erase people; their photos and templates.
 
 Scopes: viewers read; operators create, update and delete templates; admins erase. People are not
-bound to a site: every read is open to site-restricted keys, every write needs a key without a site
-restriction (`require(principal, scope, None)`). Every write is audited in its own transaction.
+bound to a site, but a site-restricted key reads (lists, shows, photos, templates) only the people in a
+gallery scoped to one of its sites: the others are `person_not_found` to it, as if absent (those are
+who its sites' edges recognise; the rest is none of its business). Every write needs a key without a
+site restriction (`require(principal, scope, None)`). Every write is audited in its own transaction.
 
 Erase (`DELETE /people/{id}`), in one transaction: lock the person row (FOR UPDATE, so no enrollment can
 commit around it), append `deleted_people` to every gallery the person is in (before the memberships
@@ -17,6 +19,7 @@ with 503 `erase_incomplete` naming them, and repeating the DELETE retries them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -79,15 +82,30 @@ class PeopleService:
             )
             return await repo.get_person(conn, person_id)
 
-    async def list_people(self, limit: int, cursor: str | None) -> PersonPage:
+    async def list_people(
+        self, principal: Principal | None, limit: int, cursor: str | None, name: str | None = None
+    ) -> PersonPage:
+        """A page of the people `principal` may see; `name`: only those whose name or external id
+        contains it (any case)."""
+        sites = principal.sites if principal is not None and principal.kind == "key" else ()
         async with self.pool.connection() as conn:
-            items, following = await repo.list_people(conn, limit, cursor)
+            items, following = await repo.list_people(conn, limit, cursor, sites, name)
         return PersonPage(items, following)
 
-    async def get(self, person_id: UUID) -> PersonRead:
-        """The live person; NotFound `person_not_found` (also for an erased one)."""
+    async def names(self, ids: Sequence[UUID]) -> dict[UUID, str]:
+        """What to call each of these people (display name, else external id); erased ones are absent."""
+        if not ids:
+            return {}
         async with self.pool.connection() as conn:
-            return await repo.get_person(conn, person_id)
+            return await repo.names(conn, ids)
+
+    async def get(self, person_id: UUID, principal: Principal | None = None) -> PersonRead:
+        """The live person; NotFound `person_not_found` (also for an erased one, and for one that a
+        site-restricted `principal` may not see)."""
+        async with self.pool.connection() as conn:
+            person = await repo.get_person(conn, person_id)
+            await _require_seen(conn, principal, person_id)
+            return person
 
     async def update(self, principal: Principal, person_id: UUID, data: PersonUpdate) -> PersonRead:
         require(principal, Scope.OPERATOR, None)
@@ -99,10 +117,11 @@ class PeopleService:
                 )
             return await repo.get_person(conn, person_id)
 
-    async def photos(self, person_id: UUID) -> list[PhotoRead]:
+    async def photos(self, person_id: UUID, principal: Principal | None = None) -> list[PhotoRead]:
         """The person's stored photos, each with a presigned URL valid `presign_ttl_s`."""
         async with self.pool.connection() as conn:
             await repo.get_person(conn, person_id)
+            await _require_seen(conn, principal, person_id)
             rows = await repo.list_photos(conn, person_id)
         ttl = self.presign_ttl_s
 
@@ -112,9 +131,10 @@ class PeopleService:
         urls = await anyio.to_thread.run_sync(sign)
         return [msgspec.structs.replace(photo, url=url) for (photo, _), url in zip(rows, urls, strict=True)]
 
-    async def templates(self, person_id: UUID) -> list[TemplateRead]:
+    async def templates(self, person_id: UUID, principal: Principal | None = None) -> list[TemplateRead]:
         async with self.pool.connection() as conn:
             await repo.get_person(conn, person_id)
+            await _require_seen(conn, principal, person_id)
             return await repo.list_templates(conn, person_id)
 
     async def erase(self, principal: Principal, person_id: UUID) -> EraseReport:
@@ -229,3 +249,14 @@ class PeopleService:
         """Lock the live person's row in the caller's transaction (FOR SHARE or FOR UPDATE); NotFound if
         erased or missing. Erase takes FOR UPDATE first, so writers that lock first never race it."""
         await repo.lock_person(conn, person_id, share=share)
+
+
+async def _require_seen(conn: AsyncConnection[Any], principal: Principal | None, person_id: UUID) -> None:
+    """NotFound `person_not_found` when a site-restricted key may not see the person (see above)."""
+    if principal is None or principal.kind != "key" or not principal.sites:
+        return
+    if not await repo.in_sites(conn, person_id, principal.sites):
+        raise NotFound(
+            f"no person {person_id} in the galleries of this key's sites {list(principal.sites)}",
+            code="person_not_found",
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from pathlib import PurePath
 from urllib.parse import SplitResult, urlsplit
@@ -61,6 +62,29 @@ def _broker_problems(broker: BrokerSettings) -> list[str]:
     if bool(broker.cert_file) != bool(broker.key_file):
         problems.append("broker.cert_file, broker.key_file: a client certificate needs both")
     return problems
+
+
+_LOCAL_HOSTS = ("localhost", "::1")
+
+
+def _is_local(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() in _LOCAL_HOSTS
+
+
+def warnings(config: DeviceConfig) -> list[str]:
+    """What is valid but unsafe, each naming its field path: today a broker password sent in clear."""
+    broker = config.broker
+    parts = urlsplit(broker.url)
+    has_password = bool(broker.password or broker.password_file or broker.password_env)
+    if parts.scheme == "mqtt" and has_password and parts.hostname and not _is_local(parts.hostname):
+        return [
+            f"broker.url: plain mqtt:// sends the broker password unencrypted to {parts.hostname}; "
+            "use mqtts://HOST:8883 (and broker.ca_file for a private CA)"
+        ]
+    return []
 
 
 def _camera_problems(camera: Camera, path: str) -> list[str]:

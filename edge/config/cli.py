@@ -1,8 +1,10 @@
 """`facegate edge config validate FILE...`: check device files (or profiles) against the schema.
 
 One line per file on stdout, in the order given, so the output reads as a report and pipes whole:
-`FILE: ok` or `FILE: error: PROBLEM; PROBLEM...`, each problem naming its field path.
-Exit status 0 when every file is valid, 2 otherwise.
+`FILE: ok` or `FILE: error: PROBLEM; PROBLEM...`, each problem naming its field path; a valid file with
+something unsafe in it (a broker password over plain mqtt:// to another host) adds a
+`FILE: warning: MESSAGE` line after its `ok`. Exit status 0 when every file is valid (warnings
+included), 2 otherwise.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edge.config.loader import validate_files
+from edge.config.loader import check_files
 
 EXIT_OK, EXIT_INVALID = 0, 2
 
@@ -39,7 +41,9 @@ def register(sub: Any) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    results = validate_files(args.files, profile=args.profile, resolve=not args.no_secrets)
-    for path, problem in results:
+    results = check_files(args.files, profile=args.profile, resolve=not args.no_secrets)
+    for path, problem, warned in results:
         sys.stdout.write(f"{path}: ok\n" if problem is None else f"{path}: error: {problem}\n")
-    return EXIT_OK if all(problem is None for _, problem in results) else EXIT_INVALID
+        for warning in warned:
+            sys.stdout.write(f"{path}: warning: {warning}\n")
+    return EXIT_OK if all(problem is None for _, problem, _ in results) else EXIT_INVALID

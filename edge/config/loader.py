@@ -17,7 +17,7 @@ import msgspec
 import yaml
 
 from common.errors import ConfigError
-from edge.config.checks import completed, problems
+from edge.config.checks import completed, problems, warnings
 from edge.config.errors import conversion_problems
 from edge.config.schema import (
     BrokerSettings,
@@ -49,6 +49,7 @@ __all__ = [
     "OutboxSettings",
     "Thresholds",
     "TrackerSettings",
+    "check_files",
     "load_config",
     "load_profile",
     "validate_files",
@@ -187,15 +188,21 @@ def validate_files(
 ) -> list[tuple[Path, str | None]]:
     """(path, None) for each valid file, (path, message) for each invalid one. `profile`: the files
     are profiles (see load_profile); `resolve`: also read secret files and environment variables."""
-    results: list[tuple[Path, str | None]] = []
+    return [(path, problem) for path, problem, _ in check_files(paths, profile=profile, resolve=resolve)]
+
+
+def check_files(
+    paths: Iterable[Path], *, profile: bool = False, resolve: bool = True
+) -> list[tuple[Path, str | None, list[str]]]:
+    """validate_files, plus the warnings (checks.warnings) of each valid device file."""
+    results: list[tuple[Path, str | None, list[str]]] = []
     for path in paths:
         try:
             if profile:
                 load_profile(path)
+                results.append((path, None, []))
             else:
-                load_config(path, resolve=resolve)
+                results.append((path, None, warnings(load_config(path, resolve=resolve))))
         except ConfigError as err:
-            results.append((path, str(err)))
-        else:
-            results.append((path, None))
+            results.append((path, str(err), []))
     return results

@@ -56,6 +56,9 @@ def make_settings(
         enroll_workers=2,
         rate_limit_per_s=1000.0,
         rate_limit_burst=1000,
+        # tests send many wrong credentials from one address; test_auth_limits.py sets its own limits
+        auth_fail_ip_burst=1000,
+        auth_fail_key_burst=1000,
     )
     return replace(base, **overrides)
 

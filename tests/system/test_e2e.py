@@ -1,22 +1,26 @@
 """End to end with real processes: central under uvicorn (`facegate central serve`), Mosquitto on the
 files `facegate central broker-config` generates (TLS with a CA the test makes), and two edge daemons
 (`facegate edge run`) at two sites on a real video. One system serves the module's tests, in order:
-enrollment reaches both edges and they recognise the person; every event is stored once with its crop;
+enrollment reaches both edges and they recognise the person; a person enrolled in the console (in
+Chromium) is recognised and shows up on its events page; every event is stored once with its crop;
 an erasure leaves both edges' galleries; a forged event from an unregistered edge is a dead letter.
 See docs/system-tests.md."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from common.messages import encode
 from demo.sample_faces import SamplePhoto
 from devtools.services.endpoints import S3Service
+from tests.support.browser import Watched, drop_files, launch, sign_in
 from tests.support.ingest_rig import make_event
 from tests.support.system_processes import EdgeProcess, wait_until
 from tests.support.system_rig import System, crop_exists, private_backends, running_system
@@ -77,6 +81,32 @@ def test_system_enrolled_person_matchable_on_both_edges_within_bound_and_recogni
     print(f"\nenrollment-to-matchable latency (both edges' SQLite galleries): {latency:.2f} s")
     assert latency <= ENROLL_BOUND_S
     wait_until(lambda: recognised_on(system, person) == set(SITES), 60, "recognised events from both sites")
+
+
+def test_system_person_enrolled_from_the_console_is_recognised_and_shows_up_live(
+    system: System, samples: dict[str, SamplePhoto]
+) -> None:
+    """In Chromium: add Joe Biden (on the edges' video, not enrolled yet) to `staff` on the People page,
+    drop his photo, then watch his events arrive on the events page filtered to him."""
+    key = system.admin["Authorization"].removeprefix("Bearer ")
+    with launch() as browser:
+        watched = Watched.open(browser, system.central.url)
+        page = watched.page
+        sign_in(page, key)
+        page.goto("/console/people")
+        page.get_by_role("textbox", name="External id", exact=True).fill("biden")
+        page.get_by_role("textbox", name="Name", exact=True).fill("Joe Biden")
+        page.get_by_role("checkbox", name="staff").check()
+        page.get_by_role("button", name="Add", exact=True).click()
+        page.wait_for_url(re.compile(r".*/console/people/[0-9a-f-]{36}$"))
+        person = page.url.rsplit("/", 1)[1]
+        drop_files(page, "#enroll", [("biden.jpg", samples["biden"].path.read_bytes(), "image/jpeg")])
+        expect(page.locator("li.result-accepted")).to_contain_text("biden.jpg: accepted", timeout=30_000)
+        page.goto(f"/console/events?person={person}")
+        expect(page.locator("#event-rows")).to_contain_text("Joe Biden", timeout=60_000)
+        assert watched.csp_violations() == [] and watched.errors == []
+        watched.close()
+    wait_until(lambda: recognised_on(system, person) == set(SITES), 60, "Joe Biden recognised at both sites")
 
 
 def test_system_every_event_stored_exactly_once_with_its_crop(system: System, s3_server: S3Service) -> None:

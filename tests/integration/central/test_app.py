@@ -27,12 +27,18 @@ def test_app_ready_checks_database_storage_and_redis(central: Central) -> None:
     assert response.json()["checks"] == {"database": "ok", "storage": "ok", "redis": "ok"}
 
 
-def test_app_ready_reports_an_unreachable_broker(central_settings: CentralSettings) -> None:
-    settings = replace(central_settings, mqtt_url="mqtt://127.0.0.1:1")
+def test_app_ready_reports_an_unreachable_broker_without_names_or_addresses(
+    central_settings: CentralSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = replace(central_settings, mqtt_url="mqtt://central-user:pw@127.0.0.1:1")
     for central in start_central(settings):
+        caplog.clear()
         response = central.client.get("/ready")
         assert response.status_code == 503
-        assert response.json()["checks"]["broker"].startswith("error")
+        assert response.json()["checks"]["broker"] == "unavailable"
+        assert "127.0.0.1" not in response.text and "central-user" not in response.text
+        failed = [r for r in caplog.records if r.getMessage() == "ready_check_failed"]
+        assert failed and failed[0].check == "broker" and failed[0].error  # type: ignore[attr-defined]
 
 
 def test_app_start_migrates_an_empty_database(central: Central) -> None:

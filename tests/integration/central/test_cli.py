@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+from websockets.sync.client import connect as websocket_connect
 
 from central.auth.keys import parse_api_key, verify_secret
 from devtools.services import PostgresService
@@ -104,7 +105,7 @@ def test_central_serve_refuses_several_workers_sharing_one_mqtt_client_id(tmp_pa
     assert "--workers" in proc.stderr and "FACEGATE_MQTT_USERNAME" in proc.stderr
 
 
-def test_central_serve_answers_and_stops_on_sigterm(
+def test_central_serve_answers_stops_on_sigterm_and_logs_no_secret(
     postgres_db: PostgresService, tmp_path: Path, model_dir: Path
 ) -> None:
     env = {
@@ -116,7 +117,8 @@ def test_central_serve_answers_and_stops_on_sigterm(
         "FACEGATE_ENROLL_WORKERS": "1",
     }
     key = _run(["central", "create-key"], env).stdout.strip()
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
+    env["FACEGATE_METRICS_PORT"] = str(metrics_port)
     proc = subprocess.Popen(
         [FACEGATE, "central", "serve", "--port", str(port)],
         env=env,
@@ -138,6 +140,20 @@ def test_central_serve_answers_and_stops_on_sigterm(
         assert httpx.get(f"{base}/ready", timeout=10).json()["status"] == "ready"
         keys = httpx.get(f"{base}/api/v1/auth/keys", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert keys.status_code == 200
+        internal = f"http://127.0.0.1:{metrics_port}"
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 404  # only on the metrics port
+        assert "facegate_http_requests_total" in httpx.get(f"{internal}/metrics", timeout=10).text
+        assert httpx.get(f"{internal}/ready", timeout=10).status_code == 200
+        assert (
+            httpx.get(f"{internal}/api/v1/auth/keys", headers={"Authorization": f"Bearer {key}"}).status_code
+            == 404
+        )
+        token = httpx.post(f"{base}/api/v1/auth/token", headers={"Authorization": f"Bearer {key}"}).json()
+        for credential in (key, token["access_token"]):  # uvicorn logs the WebSocket line with its query
+            with websocket_connect(
+                f"ws://127.0.0.1:{port}/ws/events?token={credential}&site=x", open_timeout=10
+            ):
+                pass
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)
@@ -145,3 +161,6 @@ def test_central_serve_answers_and_stops_on_sigterm(
     assert proc.returncode in {0, -signal.SIGTERM}, stderr[-2000:]
     assert "Application shutdown complete." in stderr
     assert '"event": "request"' in stderr  # JSON access log lines
+    assert "/ws/events?token=***&site=x" in stderr  # the line was written, masked
+    for secret in (key, key.rpartition("_")[2], token["access_token"]):
+        assert secret not in stderr

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 import time
@@ -233,6 +236,31 @@ def enroll_command(folder: Path, url: str, key: str) -> subprocess.CompletedProc
     )
 
 
+def enroll_on_terminal(folder: Path, url: str, key: str) -> str:
+    """`facegate central enroll` with its output on a pseudo-terminal: what it wrote there."""
+    controller, terminal = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [FACEGATE, "central", "enroll", str(folder), "--url", url, "--key", key, "--poll", "0.2"],
+            stdout=terminal,
+            stderr=terminal,
+        )
+    finally:
+        os.close(terminal)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # EIO: the command closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(controller)
+    assert proc.wait(timeout=180) == 1
+    return b"".join(chunks).decode()
+
+
 def test_job_cli_enrolls_a_folder_and_exits_1_on_rejections(
     central_settings: CentralSettings, samples: Mapping[str, SamplePhoto], tmp_path: Path
 ) -> None:
@@ -243,7 +271,11 @@ def test_job_cli_enrolls_a_folder_and_exits_1_on_rejections(
         with psycopg.connect(central_settings.database_url) as conn:
             key = create_key_sync(conn, "cli", "operator").display
         proc = enroll_command(tmp_path, url, key)
+        terminal = enroll_on_terminal(tmp_path, url, key)  # the same folder again, onto a terminal
     assert proc.returncode == 1, proc.stderr
+    assert "{" not in terminal  # a progress bar, not JSON Lines
+    assert "4 photos of 3 people" in terminal and "refused nobody/blank.png: no face" in terminal
+    assert re.search(r"\[#{30}\] 4/4 photos 100%  0 accepted  4 refused  ETA 0:00", terminal), terminal
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert lines[0]["event"] == "job" and lines[0]["total"] == 4
     results = {

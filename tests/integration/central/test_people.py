@@ -132,13 +132,16 @@ def test_people_viewer_reads_but_cannot_write(central: Central) -> None:
     assert response.status_code == 403
 
 
-def test_people_site_restricted_key_reads_but_cannot_write(central: Central) -> None:
+def test_people_site_restricted_key_reads_its_sites_people_but_cannot_write(central: Central) -> None:
     with central.db() as conn:
         conn.execute("INSERT INTO sites (id, name) VALUES ('branch-1', 'Branch')")
-    created = new_person(central, "s1")
+        conn.execute("INSERT INTO galleries (id, name, model_id) VALUES ('branch', 'B', 'sface-2021dec')")
+        conn.execute("INSERT INTO gallery_sites (gallery_id, site_id) VALUES ('branch', 'branch-1')")
+    created = new_person(central, "s1", galleries=["branch"])
+    new_person(central, "elsewhere")
     operator = central.as_(central.key("operator", ["branch-1"]))
     listed = central.client.get(PEOPLE, headers=operator).json()
-    assert [p["id"] for p in listed["items"]] == [created["id"]]
+    assert [p["id"] for p in listed["items"]] == [created["id"]]  # not the person in no branch gallery
     response = central.client.post(PEOPLE, json={"external_id": "s2"}, headers=operator)
     assert response.status_code == 403
     assert response.json()["code"] == "site_restricted"

@@ -45,6 +45,16 @@ def test_rate_limit_burst_then_refused_with_retry_after(make_limiter: MakeLimite
     assert decisions[0].retry_after_s == 0.0
 
 
+def test_rate_limit_give_back_returns_a_token_never_above_burst(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(0.001, 2)
+    assert [limiter.hit("k", NOW).allowed for _ in range(3)] == [True, True, False]
+    limiter.give_back("k", NOW)
+    assert limiter.hit("k", NOW).allowed
+    for _ in range(5):
+        limiter.give_back("k", NOW)
+    assert [limiter.hit("k", NOW).allowed for _ in range(3)] == [True, True, False]
+
+
 def test_rate_limit_refills_after_time(make_limiter: MakeLimiter) -> None:
     limiter = make_limiter(1.0, 2)
     assert [limiter.hit("k", NOW).allowed for _ in range(3)] == [True, True, False]

@@ -189,7 +189,8 @@ def test_snapshots_build_now_needs_operator_and_is_reused(staff: Central) -> Non
     again = staff.client.post(f"{API}/staff/snapshots", headers=staff.as_(operator)).json()
     assert again == first.json()
     assert set(again) >= {"version", "sha256", "object_key", "template_count", "size_bytes"}
-    assert fetch(staff, headers=staff.as_(viewer)).status_code == 200
+    assert fetch(staff, headers=staff.as_(operator)).status_code == 200
+    assert fetch(staff, headers=staff.as_(viewer)).status_code == 403  # templates: not for viewers
 
 
 def test_snapshots_with_a_damaged_stored_object_are_rebuilt(staff: Central) -> None:

@@ -6,8 +6,10 @@ what it leaves behind.
    recognised at both sites (Obama from photos that were not used to enroll him) and the never-enrolled
    person as unknown; its summary has events per site, the enrollment-to-matchable latency, fps per edge
    and the URLs; it stops everything. The folders above the state folder keep their permissions.
-2. A second run reuses the state (no enrollment), and Ctrl-C (SIGINT) during the live stream stops every
-   child process and PostgreSQL cleanly.
+2. A second run reuses the state (no enrollment); during it, Eileen Collins is enrolled through the
+   console (the walkthrough of docs/demo.md) and recognised at both sites, and the summary expects her
+   so from then on (no unknown face); Ctrl-C (SIGINT) during the live stream stops every child process
+   and PostgreSQL cleanly.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pytest
 
 from demo.cast import ENROLLED, NOT_ENROLLED, SITES
 from demo.postgres import postgres_for
+from demo.sample_faces import SamplePhoto
 
 DEMO = [str(Path(sys.executable).parent / "facegate"), "demo"]  # as `make demo` runs it
 SIGINT_IGNORED = [
@@ -100,6 +103,8 @@ def test_demo_first_run_recognises_enrolled_people_at_both_sites_and_reports_unk
     assert len(fps) == 2 and all(value > 1.0 for value in fps), summary
     assert "every enrolled person was recognised at both sites" in summary
     assert re.search(r"API docs \(Swagger UI\)\s+http://127\.0\.0\.1:\d+/schema/swagger", summary)
+    assert re.search(r"console\s+http://127\.0\.0\.1:\d+/console/", summary)
+    assert f"admin API key in {state / 'admin-key'}" in summary  # where the key is, never the key itself
     assert output.rstrip().endswith("== stopped cleanly")
     assert "ending early" in output  # --until-seen ended the window once everyone was seen
     assert not list((state / "pids").glob("*.pid")), "a child process was left running"
@@ -108,7 +113,32 @@ def test_demo_first_run_recognises_enrolled_people_at_both_sites_and_reports_unk
     assert stat.S_IMODE(key.st_mode) == 0o600
 
 
-def test_demo_second_run_reuses_state_and_ctrl_c_stops_everything(state: Path, model_dir: Path) -> None:
+def _enroll_in_console(url: str, key: str, photo: Path) -> str:
+    """Eileen Collins through the console's forms, as docs/demo.md walks a user through it: her id."""
+    with httpx.Client(base_url=url, headers={"Origin": url}, timeout=60, follow_redirects=True) as console:
+        assert console.post("/console/signin", data={"key": key}).status_code == 200
+        csrf = re.search(r'name="csrf" value="([^"]+)"', console.get("/console/people").text)
+        assert csrf is not None
+        fields = {"external_id": "collins", "display_name": NOT_ENROLLED, "galleries": ["staff"]}
+        person = console.post("/console/people", data={**fields, "csrf": csrf.group(1)})
+        person_id = person.url.path.rsplit("/", 1)[1]
+        files = {"photos": (photo.name, photo.read_bytes(), "image/png")}
+        enrolled = console.post(
+            f"/console/people/{person_id}/photos", data={"csrf": csrf.group(1)}, files=files
+        )
+        assert 'data-status="accepted"' in enrolled.text, enrolled.text
+        return person_id
+
+
+def _sites_seen(url: str, key: str, person_id: str) -> set[str]:
+    answer = httpx.get(f"{url}/api/v1/events", params={"person_id": person_id, "limit": 100},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=10)  # fmt: skip
+    return {event["site"] for event in answer.json()["items"]}
+
+
+def test_demo_second_run_reuses_state_and_ctrl_c_stops_everything(
+    state: Path, model_dir: Path, samples: dict[str, SamplePhoto]
+) -> None:
     if not (state / "state.json").exists():
         pytest.skip("needs the first run's state (run the module)")
     proc = subprocess.Popen(
@@ -132,12 +162,19 @@ def test_demo_second_run_reuses_state_and_ctrl_c_stops_everything(state: Path, m
     url = re.search(r"central on (http://\S+) ", "".join(lines))
     assert url is not None
     assert httpx.get(f"{url.group(1)}/schema/swagger", timeout=10).status_code == 200
-    time.sleep(3)  # the live stream runs
+    key = (state / "admin-key").read_text().strip()
+    eileen = _enroll_in_console(url.group(1), key, samples["astronaut"].path)
+    deadline = time.monotonic() + 60
+    while _sites_seen(url.group(1), key, eileen) != {site.id for site in SITES}:
+        assert time.monotonic() < deadline, "Eileen Collins, enrolled in the console, was not recognised"
+        time.sleep(0.5)
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
     rest, _ = proc.communicate(timeout=120)
     output = "".join(lines) + rest
     assert proc.returncode == 0, output
     assert "interrupted" in output and output.rstrip().endswith("== stopped cleanly")
+    summary = output[output.index("== summary") :]
+    assert f"({NOT_ENROLLED} was enrolled since the first run: no face on camera is unknown" in summary
     for name, pid in pids.items():
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid), f"{name} (pid {pid}) still runs"
     cluster = postgres_for(state, 0, "")

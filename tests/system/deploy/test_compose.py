@@ -294,7 +294,8 @@ def test_compose_prometheus_config_rules_and_targets_match_the_stack() -> None:
     jobs = {job["job_name"] for job in config["scrape_configs"]}
     assert {"facegate-central", "postgres", "redis", "nginx"} <= jobs
     central_job = next(job for job in config["scrape_configs"] if job["job_name"] == "facegate-central")
-    assert central_job["static_configs"][0]["targets"] == ["central-1:8000", "central-2:8000"]
+    assert central_job["static_configs"][0]["targets"] == ["central-1:9100", "central-2:9100"]
+    assert services()["central-1"]["environment"]["FACEGATE_METRICS_PORT"] == "9100"
 
 
 def test_compose_prometheus_config_passes_promtool() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -31,9 +32,14 @@ from devtools.services.ports import free_port, port_is_listening
 from tests.support.paths import REPO
 from tests.system.deploy.test_compose import COMPOSE, compose_command
 from tests.system.deploy.test_nginx import (
+    A_TOKEN,
+    WRONG_KEY,
     assert_security_headers,
     central_serving,
+    ipv6_loopback,
     post_headers_only,
+    raw_get,
+    spellings,
     upload_limits,
     viewer_key,
 )
@@ -82,6 +88,11 @@ def prepare(tmp: Path, replicas: Mapping[str, str]) -> Balancer:
     for old, new in replacements.items():
         assert old in text, f"deploy/haproxy/haproxy.cfg no longer holds {old!r}: update prepare()"
         text = text.replace(old, new)
+    if ipv6_loopback():  # ::1 is outside the internal networks: the outsider's address
+        https = re.search(rf"^( +)bind 127\.0\.0\.1:{ports['https']} (.*)$", text, re.MULTILINE)
+        assert https is not None
+        extra = f"{https.group(1)}bind [::1]:{ports['https']} {https.group(2)}"
+        text = text.replace(https.group(0), f"{https.group(0)}\n{extra}")
     config = tmp / "haproxy.cfg"
     config.write_text(text)
     return Balancer(config, certs.cafile, ports)
@@ -183,6 +194,17 @@ def test_haproxy_proxies_health_with_security_headers_and_request_id(
     assert len(generated.headers["x-request-id"]) == 36  # a UUID made by HAProxy, passed to central
 
 
+def test_haproxy_gives_the_console_and_the_docs_their_own_csp(client: httpx.Client, fronted: Fronted) -> None:
+    console = client.get(fronted.balancer.url("https", "/console/signin"))
+    assert console.status_code == 200
+    policies = console.headers.get_list("content-security-policy")
+    assert all(p.startswith("default-src 'self'; script-src 'self'; style-src 'self';") for p in policies)
+    assert "img-src 'self' https://127.0.0.1:9443;" in policies[-1]  # the object store of this host
+    assert "no-referrer" not in console.headers["referrer-policy"]  # the forms keep their Origin
+    docs = client.get(fronted.balancer.url("https", "/schema/swagger")).headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline';" in docs and "https:" not in docs  # no CDN
+
+
 def server_up(balancer: Balancer) -> dict[str, float]:
     """haproxy_server_status{state="UP"} per server of the backend central, from the stats port."""
     text = httpx.get(balancer.url("stats", "/metrics")).text
@@ -217,12 +239,6 @@ def test_haproxy_health_checks_ready_and_takes_the_down_replica_out(
         assert time.monotonic() < deadline, (server_up(fronted.balancer), ready_checks(fronted.central_url))
         time.sleep(0.2)
     assert [client.get(fronted.balancer.url("https", "/health")).status_code for _ in range(10)] == [200] * 10
-
-
-def test_haproxy_does_not_forward_metrics(client: httpx.Client, fronted: Fronted) -> None:
-    response = client.get(fronted.balancer.url("https", "/metrics"))
-    assert response.status_code == 404
-    assert "facegate_" not in response.text
 
 
 @pytest.mark.parametrize(("path", "content_type", "limit"), upload_limits(), ids=["photos", "archives"])
@@ -262,6 +278,16 @@ def test_haproxy_refuses_a_json_body_over_1_mib_with_413(client: httpx.Client, f
     assert response.json()["code"] == "payload_too_large"
 
 
+# Before the rate limit tests, which use up the allowance of requests with a key
+def test_haproxy_tunnels_websockets_to_central(fronted: Fronted) -> None:
+    uri = fronted.balancer.url("https", "/ws/events").replace("https://", "wss://")
+    headers = {"Authorization": f"Bearer {viewer_key(fronted.settings)}"}
+    with websocket_connect(
+        uri, ssl=fronted.balancer.context(), additional_headers=headers, open_timeout=WAIT_S
+    ) as ws:
+        assert json.loads(ws.recv(timeout=WAIT_S)) == {"type": "ping"}
+
+
 def test_haproxy_rate_limits_token_requests_with_429(client: httpx.Client, fronted: Fronted) -> None:
     responses = [client.post(fronted.balancer.url("https", "/api/v1/auth/token")) for _ in range(60)]
     statuses = [response.status_code for response in responses]
@@ -273,13 +299,33 @@ def test_haproxy_rate_limits_token_requests_with_429(client: httpx.Client, front
     assert_security_headers(limited.headers)
 
 
-def test_haproxy_tunnels_websockets_to_central(fronted: Fronted) -> None:
-    uri = fronted.balancer.url("https", "/ws/events").replace("https://", "wss://")
-    headers = {"Authorization": f"Bearer {viewer_key(fronted.settings)}"}
-    with websocket_connect(
-        uri, ssl=fronted.balancer.context(), additional_headers=headers, open_timeout=WAIT_S
-    ) as ws:
-        assert json.loads(ws.recv(timeout=WAIT_S)) == {"type": "ping"}
+def test_haproxy_auth_limit_covers_api_routes_with_a_key_but_not_tokens(
+    client: httpx.Client, fronted: Fronted
+) -> None:
+    url = fronted.balancer.url("https", "/api/v1/sites")
+    responses = [client.get(url, headers=WRONG_KEY) for _ in range(60)]
+    assert any(r.status_code == 429 and r.json()["code"] == "rate_limited" for r in responses)  # HAProxy's
+    assert [client.get(url, headers=A_TOKEN).status_code for _ in range(5)] == [401] * 5  # central's
+
+
+def test_haproxy_does_not_forward_metrics_in_any_spelling(fronted: Fronted) -> None:
+    port, context = fronted.balancer.ports["https"], fronted.balancer.context()
+    answers = {path: raw_get("127.0.0.1", port, context, path) for path in spellings("metrics")}
+    leaked = {path: status for path, (status, body) in answers.items() if "facegate_" in body}
+    assert not leaked
+    assert answers["/metrics"][0] == 404
+
+
+def test_haproxy_serves_ready_only_to_internal_addresses_in_any_spelling(fronted: Fronted) -> None:
+    port, context = fronted.balancer.ports["https"], fronted.balancer.context()
+    assert raw_get("127.0.0.1", port, context, "/ready")[0] == 200  # the internal network
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback to act as an outside address")
+    context.check_hostname = False  # the test certificate names 127.0.0.1
+    answers = {path: raw_get("::1", port, context, path) for path in spellings("ready")}
+    leaked = {path: status for path, (status, body) in answers.items() if "checks" in body or status < 400}
+    assert not leaked
+    assert answers["/ready"][0] == 403
 
 
 # --- the compose variant ----------------------------------------------------------------------------------

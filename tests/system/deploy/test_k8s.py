@@ -130,7 +130,9 @@ def test_k8s_central_runs_two_replicas_with_startup_liveness_and_readiness_probe
     assert central["spec"]["replicas"] == 2
     (container,) = pod_spec(central)["containers"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
-    assert ports == {"http": 8000}
+    assert ports == {"http": 8000, "metrics": 9100}
+    assert one("ConfigMap", "facegate-central")["data"]["FACEGATE_METRICS_PORT"] == "9100"
+    assert central["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "9100"
     assert container["args"][-4:] == ["--host", "0.0.0.0", "--port", "8000"]
     probes = {
         kind: container[kind]["httpGet"] for kind in ("startupProbe", "livenessProbe", "readinessProbe")
@@ -282,8 +284,8 @@ def ingress_paths(ingress: dict[str, Any]) -> list[str]:
 
 
 def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
-    """1 MiB (central's FACEGATE_MAX_BODY_BYTES) on the API; the large limit only on the two upload
-    routes, in an Ingress of their own."""
+    """1 MiB (central's FACEGATE_MAX_BODY_BYTES) on the API; the large limit only on the upload routes
+    (the API's two and the console's two), in an Ingress of their own."""
     api, uploads = one("Ingress", "facegate-central"), one("Ingress", "facegate-central-uploads")
     assert api["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
     assert api["spec"]["tls"][0]["secretName"] == "facegate-tls"
@@ -294,7 +296,11 @@ def test_k8s_ingress_has_cert_manager_tls_and_central_sized_bodies() -> None:
     photos = re.compile(ingress_paths(uploads)[0])
     assert photos.fullmatch("/api/v1/people/0b0c5e4e-5e3b-4a1b-9a5e-1c2d3e4f5a6b/photos")
     assert not photos.fullmatch("/api/v1/people/x/photos/y") and not photos.fullmatch("/api/v1/people")
-    assert ingress_paths(uploads)[1:] == ["/api/v1/enrollment-jobs"]
+    assert ingress_paths(uploads)[1:] == [
+        "/api/v1/enrollment-jobs",
+        "/console/people/[^/]+/photos$",  # the console's drop zone
+        "/console/jobs",  # the console's zip upload
+    ]
     paths = set(ingress_paths(api))
     assert "/metrics" not in paths and "/" not in paths and "/ready" not in paths
 
@@ -304,7 +310,10 @@ def test_k8s_websocket_ingress_holds_connections_for_an_hour() -> None:
     annotations = ws["metadata"]["annotations"]
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
     assert annotations["nginx.org/websocket-services"] == "facegate-central"
-    assert [path["path"] for rule in ws["spec"]["rules"] for path in rule["http"]["paths"]] == ["/ws/"]
+    assert [path["path"] for rule in ws["spec"]["rules"] for path in rule["http"]["paths"]] == [
+        "/ws/",
+        "/console/live",
+    ]
     assert ws["spec"]["tls"] == one("Ingress", "facegate-central")["spec"]["tls"]
 
 
@@ -325,3 +334,35 @@ def test_k8s_broker_runs_on_the_generated_files_from_a_secret() -> None:
     service = one("Service", "facegate-broker")
     config = one("ConfigMap", "facegate-central")["data"]
     assert config["FACEGATE_MQTT_URL"] == f"mqtts://{service['metadata']['name']}.facegate.svc:8883"
+
+
+def policies() -> dict[str, dict[str, Any]]:
+    return {doc["metadata"]["name"]: doc["spec"] for doc in of_kind("NetworkPolicy")}
+
+
+def test_k8s_network_policies_deny_by_default_and_admit_only_the_ingress_and_monitoring_to_central() -> None:
+    found = policies()
+    deny = found["facegate-default-deny"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    central = found["facegate-central"]
+    assert (
+        central["podSelector"]["matchLabels"].items()
+        <= pod_labels(one("StatefulSet", "facegate-central")).items()
+    )
+    sources = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: rule["ports"]
+        for rule in central["ingress"]
+    }
+    assert sources == {
+        "ingress-nginx": [{"protocol": "TCP", "port": 8000}],
+        "monitoring": [{"protocol": "TCP", "port": 9100}],  # FACEGATE_METRICS_PORT: /metrics only there
+    }
+    assert all(len(rule["from"]) == 1 and "podSelector" not in rule["from"][0] for rule in central["ingress"])
+    broker = found["facegate-broker"]
+    assert (
+        broker["podSelector"]["matchLabels"].items()
+        <= pod_labels(one("Deployment", "facegate-broker")).items()
+    )
+    assert broker["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8883}]}]  # edges: from anywhere
+    ingress_paths_all = [path for ingress in of_kind("Ingress") for path in ingress_paths(ingress)]
+    assert not [p for p in ingress_paths_all if p.startswith(("/metrics", "/ready"))]

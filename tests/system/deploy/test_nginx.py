@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -38,6 +39,7 @@ from devtools.services import postgres, redis, s3
 from devtools.services.binaries import require_binary
 from devtools.services.endpoints import PostgresService, RedisService, S3Service
 from devtools.services.ports import free_port, port_is_listening
+from tests.support.browser import Watched, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
 from tests.support.central_server import serve
 from tests.support.paths import REPO
@@ -51,6 +53,59 @@ MIB = 1024 * 1024
 
 def nginx_binary() -> str:
     return require_binary("nginx", "nginx")
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def outside_listen(port: int) -> str:
+    return f"listen [::1]:{port} ssl http2;\n        " if ipv6_loopback() else ""
+
+
+INTERNAL_PATHS = [
+    "/{name}",
+    "/{name}/",
+    "//{name}",
+    "/./{name}",
+    "/api/../{name}",
+    "/%2F{name}",
+    "/{name};x",
+    "/{name}.json",
+    "/{name}?x=1",
+    "/{upper}",
+    "/{title}/",
+]
+"""Spellings of an internal path (`name`), as an outsider would try them."""
+
+
+def spellings(name: str) -> list[str]:
+    quoted = "".join(f"%{ord(c):02x}" if i == 0 else c for i, c in enumerate(name))
+    paths = [p.format(name=name, upper=name.upper(), title=name.title()) for p in INTERNAL_PATHS]
+    return [
+        *paths,
+        f"/{quoted}",
+        f"/{quoted.upper()}/",
+        f"/{name}/ingest" if name == "ready" else f"/{name}/x",
+    ]
+
+
+def raw_get(host: str, port: int, context: ssl.SSLContext, path: str) -> tuple[int, str]:
+    """GET with `path` exactly as given (no client-side normalisation), over TLS."""
+    conn = http.client.HTTPSConnection(host, port, context=context, timeout=WAIT_S)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", "127.0.0.1")
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +145,8 @@ def prepare(tmp: Path, upstreams: Mapping[str, str]) -> Site:
     per_file = {
         "nginx.conf": [
             ("listen 80 ", f"listen 127.0.0.1:{ports['http']} "),
-            ("listen 443 ", f"listen 127.0.0.1:{ports['https']} "),
+            # ::1 (when there is IPv6) is outside the internal networks: the outsider's address
+            ("listen 443 ", f"{outside_listen(ports['https'])}listen 127.0.0.1:{ports['https']} "),
             ("listen 8081;", f"listen 127.0.0.1:{ports['status']};"),
         ],
         "objects.conf": [
@@ -299,15 +355,65 @@ def test_nginx_negotiates_tls_1_2_with_a_forward_secret_aead_cipher(proxied: Pro
     assert cipher[0].startswith("ECDHE-") and ("GCM" in cipher[0] or "CHACHA20" in cipher[0])
 
 
+def test_nginx_offers_http2_on_its_tls_listener(proxied: Proxied) -> None:
+    context = proxied.site.context()
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (
+        socket.create_connection(("127.0.0.1", proxied.site.ports["https"]), timeout=WAIT_S) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert tls.selected_alpn_protocol() == "h2"
+    assert "listen 443 ssl http2 default_server;" in (NGINX_DIR / "nginx.conf").read_text()
+
+
 def test_nginx_schema_pages_get_a_csp_that_allows_their_scripts(
     client: httpx.Client, proxied: Proxied
 ) -> None:
     response = client.get(proxied.site.url("https", "/schema/swagger"))
     assert response.status_code == 200
-    assert (
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"
-        in response.headers["content-security-policy"]
-    )
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline';" in csp
+    assert "https:" not in csp  # no CDN: Swagger UI's assets come from central (docs work offline)
+
+
+def test_nginx_serves_the_console_with_its_csp_and_chromium_reports_no_violation(proxied: Proxied) -> None:
+    """Sign in, the fleet, the live events page (its WebSocket through nginx), people: one console CSP
+    (central's), no CSP refusal and no script error in Chromium's console."""
+    with psycopg.connect(proxied.settings.database_url) as conn:
+        key = create_key_sync(conn, "nginx console", "admin").display
+    with launch() as browser:
+        watched = Watched.open(browser, proxied.site.url("https", ""), any_certificate=True)
+        sign_in(watched.page, key)
+        answer = watched.page.goto("/console/events")
+        assert answer is not None
+        policies = [
+            h["value"] for h in answer.headers_array() if h["name"].lower() == "content-security-policy"
+        ]
+        assert (
+            len(policies) == 1
+        )  # central's, naming its object store; nginx adds one only to its own answers
+        assert policies[0].startswith(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' "
+        )
+        assert "unsafe-inline" not in policies[0]
+        assert "no-referrer" not in answer.headers["referrer-policy"]  # the forms keep their Origin
+        watched.page.wait_for_selector("#live-state[data-live=open]", timeout=WAIT_S * 1000)
+        watched.page.goto("/console/people")
+        watched.page.goto("/schema/swagger")
+        watched.page.wait_for_selector(".swagger-ui .info", timeout=WAIT_S * 1000)
+        watched.close()
+    assert watched.csp_violations() == []
+    assert watched.errors == []
+    assert watched.elsewhere == []  # Swagger UI and the console load nothing from a CDN
+
+
+def test_nginx_own_answer_under_console_gets_the_console_csp(client: httpx.Client, proxied: Proxied) -> None:
+    refused = client.post(proxied.site.url("https", "/console/people"), content=b"x" * (1024 * 1024 + 1))
+    assert refused.status_code == 413  # nginx's own answer: central sent no policy, nginx adds it
+    assert refused.headers.get_list("content-security-policy") == [
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https://127.0.0.1:9443; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ]
 
 
 def test_nginx_passes_a_sane_request_id_through(client: httpx.Client, proxied: Proxied) -> None:
@@ -324,11 +430,25 @@ def test_nginx_replaces_a_missing_or_insane_request_id_with_its_own(
         int(response.headers["x-request-id"], 16)
 
 
-def test_nginx_does_not_forward_metrics(client: httpx.Client, proxied: Proxied) -> None:
-    assert "facegate_http_requests_total" in httpx.get(f"{proxied.central_url}/metrics").text
-    response = client.get(proxied.site.url("https", "/metrics"))
-    assert response.status_code == 404
-    assert "facegate_" not in response.text
+def test_nginx_does_not_forward_metrics_in_any_spelling(proxied: Proxied) -> None:
+    assert "facegate_http_requests_total" in httpx.get(f"{proxied.central_url}/metrics/").text
+    port, context = proxied.site.ports["https"], proxied.site.context()
+    answers = {path: raw_get("127.0.0.1", port, context, path) for path in spellings("metrics")}
+    leaked = {path: status for path, (status, body) in answers.items() if "facegate_" in body}
+    assert not leaked
+    assert answers["/metrics"][0] == 404
+
+
+def test_nginx_serves_ready_only_to_internal_addresses_in_any_spelling(proxied: Proxied) -> None:
+    port, context = proxied.site.ports["https"], proxied.site.context()
+    assert raw_get("127.0.0.1", port, context, "/ready")[0] == 200  # the internal network
+    if not ipv6_loopback():
+        pytest.skip("no IPv6 loopback to act as an outside address")
+    context.check_hostname = False  # the test certificate names 127.0.0.1
+    answers = {path: raw_get("::1", port, context, path) for path in spellings("ready")}
+    leaked = {path: status for path, (status, body) in answers.items() if "checks" in body or status < 400}
+    assert not leaked
+    assert answers["/ready"][0] == 403
 
 
 def test_nginx_refuses_a_json_body_over_1_mib_with_413(proxied: Proxied) -> None:
@@ -366,21 +486,7 @@ def test_nginx_upload_limit_equals_centrals(
     assert at[1]["code"] == "missing_credential"
 
 
-def test_nginx_rate_limits_token_requests_with_429(client: httpx.Client, proxied: Proxied) -> None:
-    responses = [client.post(proxied.site.url("https", "/api/v1/auth/token")) for _ in range(40)]
-    statuses = [response.status_code for response in responses]
-    assert statuses[:15] == [401] * 15  # central's answer: no credential
-    assert 429 in statuses
-    limited = responses[statuses.index(429)]
-    assert limited.json()["code"] == "rate_limited"
-    assert limited.headers["retry-after"] == "1"
-    assert limited.headers["x-request-id"] == limited.json()["request_id"]
-    assert_security_headers(limited.headers)
-
-
-def test_nginx_still_answers_with_one_replica_down(client: httpx.Client, proxied: Proxied) -> None:
-    statuses = [client.get(proxied.site.url("https", "/health")).status_code for _ in range(20)]
-    assert statuses == [200] * 20
+# The WebSocket tests come before the rate limit tests, which use up this address's allowance.
 
 
 def viewer_key(settings: CentralSettings) -> str:
@@ -409,6 +515,37 @@ def test_nginx_passes_centrals_websocket_close_code(proxied: Proxied) -> None:
         ws.recv(timeout=WAIT_S)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
+
+
+def test_nginx_rate_limits_token_requests_with_429(client: httpx.Client, proxied: Proxied) -> None:
+    responses = [client.post(proxied.site.url("https", "/api/v1/auth/token")) for _ in range(40)]
+    statuses = [response.status_code for response in responses]
+    assert statuses[:15] == [401] * 15  # central's answer: no credential
+    assert 429 in statuses
+    limited = responses[statuses.index(429)]
+    assert limited.json()["code"] == "rate_limited"
+    assert limited.headers["retry-after"] == "1"
+    assert limited.headers["x-request-id"] == limited.json()["request_id"]
+    assert_security_headers(limited.headers)
+
+
+def test_nginx_still_answers_with_one_replica_down(client: httpx.Client, proxied: Proxied) -> None:
+    statuses = [client.get(proxied.site.url("https", "/health")).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+
+
+WRONG_KEY = {"Authorization": "Bearer fg_abcdefgh_" + "A" * 43}
+A_TOKEN = {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln"}
+
+
+def test_nginx_auth_limit_covers_api_routes_with_a_key_but_not_tokens(
+    client: httpx.Client, proxied: Proxied
+) -> None:
+    """Last of the tests against central: it uses up this address's allowance of failures there too."""
+    url = proxied.site.url("https", "/api/v1/sites")
+    responses = [client.get(url, headers=WRONG_KEY) for _ in range(30)]
+    assert any(r.status_code == 429 and r.json()["code"] == "rate_limited" for r in responses)  # nginx's
+    assert [client.get(url, headers=A_TOKEN).status_code for _ in range(5)] == [401] * 5  # central's
 
 
 # --- the object store's proxy (objects.conf) -------------------------------------------------------------

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 
 import msgspec
 import pytest
@@ -88,12 +89,12 @@ def test_token_wrong_alg_is_refused(alg: str) -> None:
 
 def test_token_expired_is_refused() -> None:
     with pytest.raises(AuthError, match="expired") as info:
-        verify_token(_token(), SECRET, NOW + 300 + 31)
+        verify_token(_token(), SECRET, NOW + 300 + 11)
     assert info.value.reason == "expired"
 
 
 def test_token_within_leeway_after_exp_is_accepted() -> None:
-    assert verify_token(_token(), SECRET, NOW + 300 + 29).sub == "abcdefgh"
+    assert verify_token(_token(), SECRET, NOW + 300 + 9).sub == "abcdefgh"
 
 
 def test_token_issued_in_future_is_not_yet_valid() -> None:
@@ -126,6 +127,59 @@ def test_token_signed_payload_with_wrong_types_is_malformed() -> None:
     with pytest.raises(AuthError) as info:
         verify_token(f"{header}.{payload}.{signature}", SECRET, NOW)
     assert info.value.reason == "malformed_token"
+
+
+def _signed(payload: dict[str, object], alg: str = "HS256") -> str:
+    header = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = _b64(json.dumps(payload, ensure_ascii=False).encode())
+    signature = _b64(hmac.new(SECRET.encode(), f"{header}.{body}".encode(), hashlib.sha256).digest())
+    return f"{header}.{body}.{signature}"
+
+
+_FULL = {
+    "sub": "abcdefgh",
+    "scope": "viewer",
+    "iat": int(NOW),
+    "nbf": int(NOW),
+    "exp": int(NOW) + 60,
+    "jti": "j",
+}
+
+
+@pytest.mark.parametrize("missing", ["exp", "iat", "nbf", "sub", "scope", "jti"])
+def test_token_signed_without_a_required_claim_is_malformed(missing: str) -> None:
+    payload = {k: v for k, v in _FULL.items() if k != missing}
+    with pytest.raises(AuthError) as info:
+        verify_token(_signed(payload), SECRET, NOW)
+    assert info.value.reason == "malformed_token"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "é.é.é",
+        _b64(b'{"alg": "HS256"}') + ".ü" + _b64(b"x") + ".abc",
+        _b64(b"\xff\xfe") + "." + _b64(b"\xff") + ".abc",
+        "\u0000.\u0000.\u0000",
+    ],
+)
+def test_token_non_ascii_or_binary_garbage_is_malformed_not_a_crash(token: str) -> None:
+    with pytest.raises(AuthError) as info:
+        verify_token(token, SECRET, NOW)
+    assert info.value.reason == "malformed_token"
+
+
+def test_token_signed_non_ascii_claims_are_read_or_refused_cleanly() -> None:
+    claims = verify_token(_signed({**_FULL, "sub": "zoë-☃"}), SECRET, NOW)
+    assert claims.sub == "zoë-☃"
+
+
+def test_token_real_clock_expired_token_is_refused() -> None:
+    token = issue_token(TokenClaims(sub="abcdefgh", scope="viewer"), SECRET, 5, now=time.time() - 60)
+    with pytest.raises(AuthError) as info:
+        verify_token(token, SECRET)
+    assert info.value.reason == "expired"
+    assert verify_token(issue_token(TokenClaims(sub="a", scope="viewer"), SECRET, 60), SECRET).sub == "a"
 
 
 def test_token_short_secret_raises_config_error() -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from common.errors import ConfigError
 from edge.config.checks import infer_kind
-from edge.config.loader import DeviceConfig, load_config, validate_files
+from edge.config.loader import DeviceConfig, check_files, load_config, validate_files
 from edge.config.schema import MotionSettings, motion_settings
 from tests.support.device_files import minimal, problem, write
 from tests.support.paths import REPO
@@ -307,6 +307,39 @@ def test_cli_validate_good_and_bad_file_exit_2_one_line_each(tmp_path: Path) -> 
     proc = run_validate(str(good), str(bad))
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout.splitlines() == [f"{good}: ok", f"{bad}: error: unknown field 'fpscap' at cameras[0]"]
+
+
+@pytest.mark.parametrize(
+    ("url", "password", "warned"),
+    [
+        ("mqtt://10.107.0.2:1883", {"password": "pw"}, True),
+        ("mqtt://broker.example.com", {"password_env": "FACEGATE_BROKER_PASSWORD"}, True),
+        ("mqtt://localhost:1883", {"password": "pw"}, False),
+        ("mqtt://127.0.0.1:1883", {"password": "pw"}, False),
+        ("mqtt://10.107.0.2:1883", {}, False),
+        ("mqtts://10.107.0.2:8883", {"password": "pw"}, False),
+    ],
+)
+def test_config_warnings_plain_mqtt_password_to_another_host(
+    tmp_path: Path, url: str, password: dict[str, str], warned: bool
+) -> None:
+    document = minimal()
+    document["broker"] = {"url": url, "username": "hq.lobby-1", **password} if password else {"url": url}
+    [(_, found, warnings)] = check_files([write(tmp_path, document)], resolve=False)
+    assert found is None
+    assert bool(warnings) == warned
+    if warned:
+        assert warnings[0].startswith("broker.url: plain mqtt:// sends the broker password unencrypted")
+
+
+def test_cli_validate_warns_but_exits_0_for_a_plain_mqtt_password(tmp_path: Path) -> None:
+    document = minimal()
+    document["broker"]["url"] = "mqtt://10.107.0.2:1883"
+    path = write(tmp_path, document)
+    proc = run_validate(str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"{path}: ok"
+    assert proc.stdout.splitlines()[1].startswith(f"{path}: warning: broker.url: plain mqtt://")
 
 
 def test_cli_validate_all_good_exit_0(tmp_path: Path) -> None:
