@@ -99,6 +99,14 @@ class PeopleService:
         async with self.pool.connection() as conn:
             return await repo.names(conn, ids)
 
+    async def find(self, external_id: str, principal: Principal | None = None) -> PersonRead:
+        """The live person with `external_id` (the console's forms name people so); NotFound."""
+        async with self.pool.connection() as conn:
+            found = await repo.find_by_external_id(conn, external_id)
+        if found is None:
+            raise NotFound(f"no person with external id {external_id!r}", code="person_not_found")
+        return await self.get(found, principal)
+
     async def get(self, person_id: UUID, principal: Principal | None = None) -> PersonRead:
         """The live person; NotFound `person_not_found` (also for an erased one, and for one that a
         site-restricted `principal` may not see)."""

@@ -11,9 +11,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import numpy as np
+import psycopg
 from numpy.typing import NDArray
 
-from central.storage import crop_key
+from central.storage import ObjectStore, crop_key
 from devtools.services import PostgresService, RedisService, S3Service, postgres, redis, s3
 from devtools.services.endpoints import MqttBroker
 from tests.support.central_app import Central, make_settings, s3_settings
@@ -74,13 +75,32 @@ def add_event(  # one argument per column a test varies
     ago_s: float = 0.0,
 ) -> str:
     """An event as ingest stores it (unit-length embedding, crop in the store); returns its id."""
+    return insert_event(
+        central.settings.database_url, store(central), embedding, person_id=person_id, site=site, edge=edge,
+        camera=camera, crop=crop, ago_s=ago_s,
+    )  # fmt: skip
+
+
+def insert_event(
+    dsn: str,
+    objects: ObjectStore,
+    embedding: NDArray[np.float32] | None,
+    *,
+    person_id: str | UUID | None = None,
+    site: str = "s1",
+    edge: str = "e1",
+    camera: str = "door",
+    crop: bytes | None = None,
+    ago_s: float = 0.0,
+) -> str:
+    """`add_event` on a database and an object store of one's own."""
     event_id, ts = uuid4(), datetime.now(UTC) - timedelta(seconds=ago_s)
     key = None
     if crop is not None:
         key = crop_key(event_id, ts)
-        store(central).put(key, crop, "image/jpeg")
+        objects.put(key, crop, "image/jpeg")
     kind = "recognized" if person_id is not None else "unknown"
-    with central.db() as conn:
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(_EVENT, (event_id, ts, site, edge, camera, kind, person_id, MODEL, key))
         if embedding is not None:
             unit = (embedding / np.linalg.norm(embedding)).astype(np.float64).tolist()
