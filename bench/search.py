@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import hnswlib
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
@@ -134,6 +135,36 @@ async def measure(
     return statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))], float(np.mean(recalls))
 
 
+def measure_hnswlib(
+    stored: NDArray[np.float32], queries: NDArray[np.float32], sites: NDArray[np.int64], efs: list[int]
+) -> None:
+    """The alternative not chosen: an hnswlib index in central's memory (the edge's, m 16,
+    ef_construction 64 as pgvector's), the same queries, with and without the site filter (hnswlib's
+    filter callback); no SQL, no network: the floor an in-process index would give."""
+    start = time.perf_counter()
+    index = hnswlib.Index(space="cosine", dim=stored.shape[1])
+    index.init_index(max_elements=len(stored), M=16, ef_construction=64, random_seed=1)
+    index.add_items(stored, np.arange(len(stored)), num_threads=-1)
+    print(f"hnswlib index over {len(stored)} embeddings built in {time.perf_counter() - start:.0f} s")
+    for ef in efs:
+        index.set_ef(ef)
+        for site in (None, 0):
+            mask = None if site is None else sites == site
+            allowed = None if mask is None else (lambda label, m=mask: bool(m[label]))
+            latencies, recalls = [], []
+            for query in queries:
+                started = time.perf_counter()
+                labels, _ = index.knn_query(query, k=10, num_threads=1, filter=allowed)
+                latencies.append(1000 * (time.perf_counter() - started))
+                recalls.append(len({int(x) for x in labels[0]} & exact(stored, query, mask, 10)) / 10)
+            latencies.sort()
+            name = "none" if site is None else "1 site"
+            p95 = latencies[int(0.95 * (len(latencies) - 1))]
+            print(
+                f"| hnswlib | {name} | {ef} | {statistics.median(latencies):.2f} | {p95:.2f} | {np.mean(recalls):.3f} |"
+            )
+
+
 def row_numbers(dsn: str, stored: NDArray[np.float32]) -> dict[str, int]:
     """event id -> row of `stored`, matched by the stored vector (rows were loaded in order)."""
     with psycopg.connect(dsn) as conn:
@@ -157,12 +188,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--overfetch", type=int, default=repository.OVERFETCH)
     parser.add_argument("--exact-below", type=int, default=repository.EXACT_BELOW)
+    parser.add_argument("--hnswlib", action="store_true", help="also measure an hnswlib index in memory")
+    parser.add_argument("--only-hnswlib", action="store_true", help="measure only the hnswlib index")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     repository.OVERFETCH = args.overfetch
     repository.EXACT_BELOW = args.exact_below
     stored, queries = dataset(args, rng)
     sites = rng.integers(args.sites, size=len(stored))
+    efs = [int(v) for v in args.ef_search.split(",")]
+    if args.hnswlib or args.only_hnswlib:
+        print("| index | filter | ef | p50 ms | p95 ms | recall@10 |\n|---|---|---|---|---|---|")
+        measure_hnswlib(stored, queries, sites, efs)
+        if args.only_hnswlib:
+            return 0
     settings = {"shared_buffers": args.shared_buffers, "max_connections": "20", "work_mem": "64MB"}
     workdir = Path(tempfile.mkdtemp(prefix="bench-search-"))
     instance = postgres.local_instance(workdir, bin_dir=postgres.vector_bin_dir(), server_settings=settings)
@@ -174,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"HNSW index over {len(stored)} embeddings built in {build:.0f} s")
         rows = row_numbers(db.dsn, stored)
         print("| filter | ef_search | p50 ms | p95 ms | recall@10 |\n|---|---|---|---|---|")
-        for ef in (int(v) for v in args.ef_search.split(",")):
+        for ef in efs:
             for site in (None, 0):
                 p50, p95, recall = asyncio.run(
                     measure(db.dsn, stored=stored, queries=queries, rows=rows, sites=sites, site=site, ef=ef)
