@@ -160,9 +160,8 @@ def measure_hnswlib(
             latencies.sort()
             name = "none" if site is None else "1 site"
             p95 = latencies[int(0.95 * (len(latencies) - 1))]
-            print(
-                f"| hnswlib | {name} | {ef} | {statistics.median(latencies):.2f} | {p95:.2f} | {np.mean(recalls):.3f} |"
-            )
+            p50, recall = statistics.median(latencies), float(np.mean(recalls))
+            print(f"| hnswlib | {name} | {ef} | {p50:.2f} | {p95:.2f} | {recall:.3f} |")
 
 
 def row_numbers(dsn: str, stored: NDArray[np.float32]) -> dict[str, int]:
