@@ -3,10 +3,12 @@
 `ensure_vector_search` runs after the migrations (`facegate central migrate`, every start): when the
 server offers the `vector` extension (pgvector >= 0.5, HNSW), it creates it and adds to
 `event_embeddings` a stored generated column `vec vector(128)` (from the `embedding` array, for
-128-d embeddings: SFace) with an HNSW index over cosine distance, and the same over the unknown
-clusters' centroids (`unknown_clusters.vec`). On a server without pgvector it does
-nothing: central runs, stores embeddings, and answers search and clusters with 503 `vector_search_off`
-naming what to install. No `CREATE EXTENSION` is ever sent to a server that cannot satisfy it.
+128-d embeddings: SFace) with an HNSW index over cosine distance, a B-tree on (site, model) carrying
+the vectors (INCLUDE: a site-scoped search reads one site's vectors from that index alone, exactly),
+and an HNSW index over the unknown clusters' centroids (`unknown_clusters.vec`). On a server without
+pgvector it does nothing: central runs, stores embeddings, and answers search and clusters with 503
+`vector_search_off` naming what to install. No `CREATE EXTENSION` is ever sent to a server that cannot
+satisfy it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ _INDEX = """
 CREATE INDEX IF NOT EXISTS event_embeddings_vec ON event_embeddings USING hnsw (vec vector_cosine_ops)
     WITH (m = 16, ef_construction = 64)
 """
+_SITE_INDEX = """
+CREATE INDEX IF NOT EXISTS event_embeddings_site_vec ON event_embeddings (site_id, model_id)
+    INCLUDE (event_id, vec)
+"""
 _CLUSTERS = f"""
 ALTER TABLE unknown_clusters ADD COLUMN IF NOT EXISTS vec vector({VECTOR_DIM}) GENERATED ALWAYS AS
     (CASE WHEN cardinality(centroid) = {VECTOR_DIM} THEN centroid::vector({VECTOR_DIM}) END) STORED;
@@ -55,6 +61,7 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
     if conn.execute("SELECT to_regclass('event_embeddings') IS NULL").fetchone() == (True,):
         return False
     if conn.execute(_HAS_COLUMN).fetchone() is not None:
+        conn.execute(_SITE_INDEX)
         _clusters(conn)
         return True
     if conn.execute(_AVAILABLE).fetchone() is None:
@@ -65,6 +72,7 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
             conn.execute(_ADD_COLUMN)
             conn.execute(_INDEX)
+            conn.execute(_SITE_INDEX)
             _clusters(conn)
     except psycopg.errors.InsufficientPrivilege as err:
         log.warning("vector_search_off", extra={"reason": f"{INSTALL_HINT}; as a superuser: {err}"})

@@ -10,23 +10,24 @@ from psycopg import AsyncConnection
 
 from central.search.schemas import EventHit
 
-EF_SEARCH = 200
+EF_SEARCH = 400
 """hnsw.ef_search for search (bench/search.py: recall@10 against exact search at 1e6 embeddings)."""
 OVERFETCH = 4
 """Nearest rows taken from the index per row answered: the iterative scan returns them in relaxed
 order, so the best `limit` of `OVERFETCH * limit` are taken, re-ordered exactly."""
 
 EXACT_BELOW = 50_000
-"""A site scope holding fewer embeddings than this is searched exactly (its rows through the site index,
-every distance computed): HNSW under a selective filter loses recall (bench/search.py)."""
+"""A site scope holding fewer embeddings than this is searched exactly: an index-only scan of the
+(site, model) INCLUDE (event_id, vec) index computes every distance; HNSW under a selective filter
+loses recall (bench/search.py)."""
 _IN_SCOPE = "SELECT count(*) FROM (SELECT 1 FROM event_embeddings WHERE site_id = ANY(%s::text[]) LIMIT %s) s"
 _EXACT = """
-SELECT event_id, ts, site_id, edge_id, camera, person_id, 1 - distance FROM (
-    SELECT x.event_id, x.ts, x.site_id, x.edge_id, x.camera, x.person_id, x.vec <=> %(q)s::vector AS distance
-      FROM event_embeddings x
-     WHERE x.model_id = %(model)s AND x.site_id = ANY(%(sites)s::text[]) AND x.vec IS NOT NULL
-     ORDER BY (x.vec <=> %(q)s::vector) + 0 LIMIT %(limit)s  -- "+ 0": not through the HNSW index
-) exact WHERE 1 - distance >= %(threshold)s ORDER BY distance
+SELECT x.event_id, x.ts, x.site_id, x.edge_id, x.camera, x.person_id, 1 - near.distance FROM (
+    SELECT event_id, vec <=> %(q)s::vector AS distance FROM event_embeddings
+     WHERE site_id = ANY(%(sites)s::text[]) AND model_id = %(model)s AND vec IS NOT NULL
+     ORDER BY (vec <=> %(q)s::vector) + 0 LIMIT %(limit)s  -- "+ 0": the site index, not the HNSW one
+) near JOIN event_embeddings x ON x.event_id = near.event_id
+ WHERE 1 - near.distance >= %(threshold)s ORDER BY near.distance
 """
 _EVENTS = """
 WITH near AS MATERIALIZED (
