@@ -282,15 +282,3 @@ def test_events_single_filter_listing_uses_its_index(postgres_db: PostgresServic
     assert "Index Scan" in plan, plan
     assert "Seq Scan" not in plan, plan
     assert "Filter:" not in plan, plan  # every condition is an index condition (or a partial index's)
-
-
-def test_search_and_clusters_without_pgvector_answer_503_naming_what_to_install(central: Central) -> None:
-    """The shared PostgreSQL has no pgvector: central runs, and the features that need it say so."""
-    files = {"photo": ("q.jpg", b"\xff\xd8\xff not read", "image/jpeg")}
-    answers = [
-        central.client.get("/api/v1/unknown-clusters", headers=central.admin),
-        central.client.post("/api/v1/search", files=files, headers=central.admin),
-    ]
-    for answer in answers:
-        assert (answer.status_code, answer.json()["code"]) == (503, "vector_search_off")
-        assert "pgvector" in answer.json()["message"]
