@@ -4,7 +4,9 @@
 
 Start-up counts: each round starts both programs afresh over the same photos, alternating which
 goes first, and the medians of wall time are compared. Both print the same JSON Lines, and the
-figures are only reported if both found the same number of faces on every image.
+figures are only reported if both found the same number of faces on every image. The CPU model and
+the backend each model runs on (as `facegate embed` chooses it: see docs/pipeline.md) are printed
+with the figures.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common.pipeline.backends import cpu_model
+from common.pipeline.pipeline import FacePipeline, PipelineSettings
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +50,12 @@ def main() -> int:
         *args.images,
     ]
     ref_cmd = [sys.executable, str(HERE / "opencv_reference.py"), *args.images]
+    pipeline = FacePipeline.load(PipelineSettings())  # the same cached choice the processes make
+    assert pipeline.embedder is not None
+    print(
+        f"CPU {cpu_model()}; detector on {pipeline.detector.model.backend}, "
+        f"recognizer on {pipeline.embedder.model.backend}"
+    )
     ours: list[tuple[float, list[int]]] = []
     ref: list[tuple[float, list[int]]] = []
     for i in range(args.rounds):

@@ -95,11 +95,12 @@ async def open_redis(url: str | None) -> aioredis.Redis | None:
 
 def load_pipeline(settings: CentralSettings) -> FacePipeline:
     """The enrollment pipeline: detection at the default 640 px, one intra-op thread per worker (the
-    workers run in parallel)."""
+    workers run in parallel). Always onnxruntime: its sessions run the workers' calls side by side,
+    where an OpenCV net would take them one at a time (docs/pipeline.md)."""
     pipeline_settings = PipelineSettings(
         detector=settings.detector,
         recognizer=settings.recognizer,
         models_dir=str(settings.models_dir),
-        runtime=RuntimeSettings(intra_op_threads=1),
+        runtime=RuntimeSettings(intra_op_threads=1, backend="onnxruntime"),
     )
     return FacePipeline.load(pipeline_settings)

@@ -9,11 +9,14 @@ from common.errors import ConfigError
 from common.mqtt.settings import MqttSettings
 from edge.camera.sources import SourceKind, SourceSettings
 from edge.config import schema as cfg
+from edge.config.checks import infer_kind
 from edge.delivery.outbox import OutboxSettings
 from edge.delivery.publisher import PublisherSettings
 from edge.gallery.index import IndexSettings
 from edge.inference.crops import CropSettings
 from edge.inference.tracker import TrackerSettings
+
+CROP_HISTORY = 8  # main-stream frames kept to find the one nearest in time to a detected frame
 
 
 def mqtt_settings(config: cfg.DeviceConfig) -> MqttSettings:
@@ -95,6 +98,16 @@ def source_settings(camera: cfg.Camera) -> SourceSettings:
 
 def source_kind(camera: cfg.Camera) -> SourceKind:
     return SourceKind(camera.kind)
+
+
+def crop_source_settings(camera: cfg.Camera) -> SourceSettings:
+    """The main stream of a camera with a detection stream: every frame kept in a short history, from
+    which the frame nearest in time to each detected one is taken for the crops."""
+    return SourceSettings(fps_cap=None, loop=camera.loop, realtime=camera.realtime, history=CROP_HISTORY)
+
+
+def detect_source_kind(camera: cfg.Camera) -> SourceKind:
+    return SourceKind(infer_kind(camera.detect_source or "") or "stream")
 
 
 def state_path(config: cfg.DeviceConfig, name: str) -> Path:

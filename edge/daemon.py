@@ -1,9 +1,10 @@
 """`facegate edge run --config FILE`: the edge daemon's lifecycle, scheduling and commands.
 
 Start order: models, galleries, outbox, MQTT client, publisher, gallery sync, cameras, heartbeats,
-health endpoint. The scheduler takes the latest frame of each camera in turn (readers keep only the
-latest, so a slow pipeline never works on stale frames) and runs it through the pipeline, the
-matcher and the tracker; events are written to the outbox before anything is published.
+health endpoint. The scheduler takes the latest frame of every camera that has one (readers keep only
+the latest, so a slow pipeline never works on stale frames) and runs them through the pipeline
+together (one detector run, one embedder run: `batching` in the device file), then each through its
+camera's matcher and tracker; events are written to the outbox before anything is published.
 SIGTERM/SIGINT: stop the readers, finish the frame in flight, stop the publisher (it records what
 the broker acknowledged), close the outbox, publish offline status, disconnect.
 """
@@ -26,7 +27,7 @@ from common.mqtt.incoming import Handler, Incoming
 from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
-from edge.camera.sources import CameraSource, SourceState, StateChange
+from edge.camera.sources import CameraSource, Frame, SourceState, StateChange
 from edge.config.loader import load_config
 from edge.config.schema import Camera, DeviceConfig
 from edge.delivery.mqtt import EdgeMqttClient, Versions
@@ -37,7 +38,7 @@ from edge.gallery.cache import Gallery
 from edge.gallery.matcher import Matcher
 from edge.gallery.snapshots import SnapshotFetcher
 from edge.gallery.sync import GallerySync
-from edge.inference.frames import FrameProcessor, GalleryMatcher
+from edge.inference.frames import FrameProcessor, GalleryMatcher, process_frames
 from edge.inference.tracker import Tracker
 from edge.ops.health import HealthServer
 from edge.ops.metrics import EdgeMetrics
@@ -57,7 +58,8 @@ class EdgeDaemon:
         self._stop = threading.Event()
         self._signals: deque[int] = deque()  # received signals, acted on by the loop
         self._lock = threading.RLock()  # guards cameras and matchers against a config reload
-        self.sources: dict[str, CameraSource] = {}
+        self.sources: dict[str, CameraSource] = {}  # the stream each camera is detected on
+        self.crop_sources: dict[str, CameraSource] = {}  # the main stream of cameras with a detect_source
         self.processors: dict[str, FrameProcessor] = {}
 
     # --- start and stop -------------------------------------------------------------------------
@@ -125,7 +127,7 @@ class EdgeDaemon:
     def _shutdown(self) -> None:
         log.info("edge_stopping")
         with self._lock:
-            for source in self.sources.values():
+            for source in [*self.sources.values(), *self.crop_sources.values()]:
                 source.stop()
         self.heartbeats.stop()
         self.sync.stop()
@@ -163,7 +165,7 @@ class EdgeDaemon:
     # --- the scheduler ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Round-robin over the cameras' latest frames until stopped, then shut down cleanly."""
+        """Take the cameras' latest frames, batch by batch, until stopped, then shut down cleanly."""
         try:
             while not self._stop.is_set():
                 self._handle_signals()
@@ -173,25 +175,45 @@ class EdgeDaemon:
             self._shutdown()
 
     def _run_once(self) -> bool:
-        """One pass over the cameras; False when no camera had a frame."""
+        """One pass: the frames waiting at every camera, through the models together (docs/edge.md,
+        "Batching across cameras"); False when no camera had a frame."""
         with self._lock:
             cameras = list(self.processors.items())
-        matchers: list[GalleryMatcher] | None = None  # built at the first frame: idle passes skip it
+        batching = self.config.batching
+        waiting = self._take_frames(cameras, {})
+        if not waiting:
+            return False
+        if batching.max_wait_ms and len(waiting) < len(cameras):
+            deadline = time.monotonic() + batching.max_wait_ms / 1000
+            while len(waiting) < len(cameras) and time.monotonic() < deadline:
+                time.sleep(0.002)
+                self._take_frames(cameras, waiting)
+        with self._lock:
+            matchers = self.matchers()
+        items = list(waiting.values())
+        for start in range(0, len(items), batching.max_frames):
+            chunk = items[start : start + batching.max_frames]
+            try:
+                process_frames(chunk, matchers, batching)
+            except FacegateError as err:
+                for processor, _ in chunk:
+                    log.error("frame_failed", extra={"camera": processor.camera.id, "error": str(err)})
+                    self.metrics.camera_errors.labels(camera=processor.camera.id).inc()
+            self.publisher.notify()
+        return True
+
+    def _take_frames(
+        self, cameras: list[tuple[str, FrameProcessor]], waiting: dict[str, tuple[FrameProcessor, Frame]]
+    ) -> dict[str, tuple[FrameProcessor, Frame]]:
+        """Add the latest frame of each camera not in `waiting` yet that has one."""
         for camera_id, processor in cameras:
             source = self.sources.get(camera_id)
-            frame = source.latest(timeout=0) if source is not None else None
-            if frame is None:
+            if camera_id in waiting or source is None:
                 continue
-            if matchers is None:
-                with self._lock:
-                    matchers = self.matchers()
-            try:
-                processor.process(frame, matchers)
-            except FacegateError as err:
-                log.error("frame_failed", extra={"camera": camera_id, "error": str(err)})
-                self.metrics.camera_errors.labels(camera=camera_id).inc()
-            self.publisher.notify()
-        return matchers is not None
+            frame = source.latest(timeout=0)
+            if frame is not None:
+                waiting[camera_id] = (processor, frame)
+        return waiting
 
     def matchers(self) -> list[GalleryMatcher]:
         """Matchers over every followed gallery, with the thresholds of the current device file."""
@@ -205,20 +227,38 @@ class EdgeDaemon:
     # --- cameras and configuration ----------------------------------------------------------------
 
     def _add_camera(self, camera: Camera) -> None:
+        """Start a camera's reader; with a `detect_source`, that stream is detected on and `source` is
+        read beside it for the crops (docs/edge.md, "Detection and crop streams")."""
         if not camera.enabled:
             return
-        source = CameraSource(
-            camera.id,
-            camera.source,
-            assembly.source_kind(camera),
-            assembly.source_settings(camera),
-            on_state=self._on_state,
-        )
+        settings = assembly.source_settings(camera)
+        if camera.detect_source is None:
+            source = CameraSource(
+                camera.id, camera.source, assembly.source_kind(camera), settings, on_state=self._on_state
+            )
+        else:
+            source = CameraSource(
+                camera.id,
+                camera.detect_source,
+                assembly.detect_source_kind(camera),
+                settings,
+                on_state=self._on_state,
+            )
+            crops = CameraSource(
+                camera.id,
+                camera.source,
+                assembly.source_kind(camera),
+                assembly.crop_source_settings(camera),
+                on_state=self._on_state,
+            )
+            self.crop_sources[camera.id] = crops
+            crops.start()
         self.processors[camera.id] = self._processor(camera)
         self.sources[camera.id] = source
         source.start()
 
     def _processor(self, camera: Camera) -> FrameProcessor:
+        crops = self.crop_sources.get(camera.id)
         return FrameProcessor(
             camera,
             site=self.config.site,
@@ -228,13 +268,16 @@ class EdgeDaemon:
             outbox=self.outbox,
             sequences=self.sequences,
             metrics=self.metrics,
+            crops=crops.nearest if crops is not None else None,
         )
 
     def _remove_camera(self, camera_id: str) -> None:
         source = self.sources.pop(camera_id, None)
+        crops = self.crop_sources.pop(camera_id, None)
         self.processors.pop(camera_id, None)
-        if source is not None:
-            source.stop()
+        for running in (source, crops):
+            if running is not None:
+                running.stop()
 
     def _on_state(self, change: StateChange) -> None:
         level = (
@@ -311,7 +354,7 @@ class EdgeDaemon:
 
     def readiness(self) -> dict[str, bool]:
         with self._lock:
-            sources = list(self.sources.values())
+            sources = [*self.sources.values(), *self.crop_sources.values()]
         return {
             "models": getattr(self, "pipeline", None) is not None,
             "cameras": all(s.state == SourceState.STREAMING for s in sources),

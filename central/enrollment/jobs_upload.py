@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
-from multipart import MultipartSegment, ParserError, PushMultipartParser  # type: ignore[import-untyped]
+from multipart import MultipartError, MultipartSegment, PushMultipartParser  # type: ignore[import-untyped]
 
 from central.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 
@@ -76,7 +76,7 @@ async def _multipart(request: Request[Any, Any, Any], boundary: str, max_bytes: 
                         current += event
                         if len(current) > max_bytes:
                             raise _too_large(max_bytes)
-    except ParserError as err:
+    except MultipartError as err:  # a malformed body, or one past the parser's limits (16 parts)
         raise InvalidInput(f"the multipart body cannot be parsed ({err})", code="bad_multipart") from err
     if len(found) != 1:
         raise InvalidInput(

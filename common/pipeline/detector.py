@@ -3,11 +3,15 @@
 Detection runs at a maximum input side (`detect_size`, default 640; 0 means the full frame),
 downscaled with area interpolation and padded bottom-right to a multiple of 32. Boxes and
 landmarks are mapped back to the full frame, so alignment can use full-resolution pixels.
+
+Several frames whose input tensors have the same size go through YuNet in one run
+(`detect_many`): its outputs hold the frames one after another (in onnxruntime and in OpenCV's
+DNN alike). SCRFD exports differ in how they shape their outputs, so they take one frame per run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,6 +30,7 @@ from common.pipeline.yunet import decode_yunet
 Decoder = Callable[[list[NDArray[np.float32]], tuple[str, ...], int, int, float], Candidates]
 DECODERS: dict[str, Decoder] = {"yunet": decode_yunet, "scrfd": decode_scrfd}
 PAD = 32
+BATCHED = frozenset({"yunet"})  # families whose outputs are split per frame when run on a batch
 
 
 class DetectorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -134,3 +139,37 @@ class Detector:
         """Faces in the frame, best score first."""
         prepared = self.prepare(frame, detect_size)
         return self.decode(self.model.run(prepared.tensor), prepared)
+
+    @property
+    def batches(self) -> bool:
+        """Whether several frames of one size can go through the model in one run."""
+        return self.model.manifest.family in BATCHED
+
+    def detect_many(
+        self, frames: Sequence[tuple[Frame, int | None]], max_batch: int = 8
+    ) -> list[list[Detection]]:
+        """Faces of each (frame, detect size), as `detect` finds them; frames whose tensors have the same
+        size run through the model together, up to `max_batch` at a time."""
+        prepared = [self.prepare(frame, size) for frame, size in frames]
+        found: list[list[Detection]] = [[] for _ in prepared]
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for i, p in enumerate(prepared):
+            by_shape.setdefault(p.tensor.shape, []).append(i)
+        step = max(1, max_batch) if self.batches else 1
+        for group in by_shape.values():
+            for start in range(0, len(group), step):
+                chunk = group[start : start + step]
+                if len(chunk) == 1:
+                    per_frame = [self.model.run(prepared[chunk[0]].tensor)]
+                else:
+                    outputs = self.model.run(np.concatenate([prepared[i].tensor for i in chunk]))
+                    per_frame = split_outputs(outputs, len(chunk))
+                for i, out in zip(chunk, per_frame, strict=True):
+                    found[i] = self.decode(out, prepared[i])
+        return found
+
+
+def split_outputs(outputs: list[NDArray[np.float32]], frames: int) -> list[list[NDArray[np.float32]]]:
+    """A batched YuNet run's outputs, per frame: each output is [1, frames x cells, channels]."""
+    shaped = [o.reshape(frames, -1, o.shape[-1]) for o in outputs]
+    return [[o[k : k + 1] for o in shaped] for k in range(frames)]

@@ -2,7 +2,8 @@
 
 - Weights listed as graph inputs (SFace's export does this) are removed from `graph.input`, which
   lets onnxruntime fold them as constants and silences hundreds of warnings.
-- Fixed dimensions are made dynamic: the batch of recognizers, height and width of detectors.
+- Fixed dimensions are made dynamic: the batch of every model, height and width of detectors (YuNet
+  then takes several frames of one size in one run: see `Detector.detect_many`).
   Output and intermediate shapes are cleared so onnxruntime does not warn on every run.
 """
 
@@ -12,6 +13,8 @@ from typing import Any
 
 from common.errors import ModelError
 from common.models.manifest import ModelManifest
+
+GRAPH_VERSION = 2  # part of the optimised-graph cache key: bump when fix_graph changes its output
 
 
 def fix_graph(data: bytes, manifest: ModelManifest) -> bytes:
@@ -33,9 +36,8 @@ def fix_graph(data: bytes, manifest: ModelManifest) -> bytes:
     dims = graph.input[0].type.tensor_type.shape.dim  # extend() copied the messages
     if len(dims) != 4:
         raise ModelError(f"{manifest.file}: image input must be 4-d NCHW, it has {len(dims)} dimensions")
-    if manifest.kind == "recognizer":
-        _set_dynamic(dims[0], "batch")
-    else:
+    _set_dynamic(dims[0], "batch")
+    if manifest.kind == "detector":
         _set_dynamic(dims[2], "height")
         _set_dynamic(dims[3], "width")
     for output in graph.output:

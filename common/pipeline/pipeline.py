@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -13,7 +14,7 @@ from common.models.manifest import DEFAULT_MODELS, Kind, ModelManifest, parse_mo
 from common.pipeline.align import align_face
 from common.pipeline.detector import Detector, DetectorSettings
 from common.pipeline.embedder import Embedder
-from common.pipeline.face import Detection, Embedding, Face
+from common.pipeline.face import Detection, Face
 from common.pipeline.image import Frame, ImageLimits
 from common.pipeline.quality import QualitySettings, assess
 from common.pipeline.runtime import OnnxModel, RuntimeSettings, load_model
@@ -93,25 +94,44 @@ class FacePipeline:
         """Faces in the frame, best score first."""
         return self.detector.detect(frame, detect_size)
 
+    def assess(self, frame: Frame, detections: list[Detection]) -> list[Face]:
+        """Align each detection on the full-resolution frame and assess its quality (no embedding)."""
+        crops = [align_face(frame, d.landmarks) for d in detections]
+        quality = self.settings.quality
+        return [Face(d, assess(d, c, quality), crop=c) for d, c in zip(detections, crops, strict=True)]
+
+    def embed_many(self, groups: list[list[Face]], max_batch: int = 64) -> list[list[Face]]:
+        """Embed the faces the gate accepted in every group (one per frame), together in batches of
+        up to `max_batch`; the others come back as they are."""
+        if self.embedder is None:
+            return groups
+        wanted = [
+            (g, i, f.crop)
+            for g, faces in enumerate(groups)
+            for i, f in enumerate(faces)
+            if f.quality.accepted and f.crop is not None
+        ]
+        out = [list(faces) for faces in groups]
+        step = max(1, max_batch)
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start : start + step]
+            vectors = self.embedder.embed([crop for _, _, crop in chunk])
+            for (g, i, _), vector in zip(chunk, vectors, strict=True):
+                out[g][i] = replace(groups[g][i], embedding=vector, model_id=self.embedder.model_id)
+        return out
+
     def faces(
         self, frame: Frame, detections: list[Detection], embed: bool = True, timings: Timings | None = None
     ) -> list[Face]:
         """Align and assess each detection; embed those the gate accepts, all in one batch."""
-        crops = [align_face(frame, d.landmarks) for d in detections]
-        qualities = [assess(d, c, self.settings.quality) for d, c in zip(detections, crops, strict=True)]
-        accepted = [i for i, q in enumerate(qualities) if q.accepted]
-        vectors: dict[int, Embedding] = {}
+        faces = self.assess(frame, detections)
         if timings is not None:
             timings.lap("align")
-        if embed and self.embedder is not None and accepted:
-            vectors = dict(zip(accepted, self.embedder.embed([crops[i] for i in accepted]), strict=True))
+        if embed:
+            faces = self.embed_many([faces])[0]
         if timings is not None:
             timings.lap("embed")
-        model_id = self.embedder.model_id if self.embedder else ""
-        return [
-            Face(det, quality, vectors.get(i), model_id if i in vectors else "", crop)
-            for i, (det, crop, quality) in enumerate(zip(detections, crops, qualities, strict=True))
-        ]
+        return faces
 
     def process(
         self, frame: Frame, detect_size: int | None = None, embed: bool = True, timings: Timings | None = None

@@ -1,9 +1,12 @@
-"""ONNX Runtime sessions, built in one place.
+"""ONNX Runtime sessions, built in one place, and the backend that runs each model.
 
 Providers: CUDA when onnxruntime-gpu is installed and the session really got it (checked with
 `session.get_providers()`), the CPU otherwise. On the CPU the fixed and optimised graph is cached
 on disk, keyed by the model's sha256, the onnxruntime version, the optimisation level and the CPU,
 so a process start loads it in a fraction of the time an optimisation pass takes.
+
+On the CPU a model may run in OpenCV's DNN module instead, where that is faster on this CPU
+(`common.pipeline.backends`); the onnxruntime session is still built, to check the model's signature.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import msgspec
 import numpy as np
 import onnxruntime as ort
@@ -25,7 +29,8 @@ from numpy.typing import NDArray
 
 from common.errors import ModelError
 from common.models.manifest import ModelManifest, sha256_file
-from common.pipeline.graph import fix_graph
+from common.pipeline.backends import ONNXRUNTIME, OPENCV, Backend, OpenCvNet, choose, cpu_flags
+from common.pipeline.graph import GRAPH_VERSION, fix_graph
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +65,18 @@ class RuntimeSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Idle onnxruntime threads spin-wait for work by default, stealing the cores from OpenCV's
     # resize and alignment between model runs; off by default (see docs/pipeline.md).
     spin_wait: bool = False
+    # auto: the faster of onnxruntime and OpenCV's DNN on this CPU, probed once and cached (CUDA: onnxruntime)
+    backend: Backend = "auto"
 
 
 @dataclass(slots=True)
 class RunStats:
-    """Time spent inside `session.run` (the bare model time), and the number of calls."""
+    """Time spent inside `session.run` (the bare model time), the number of calls, and the rows (the
+    batch sizes summed: frames for a detector, faces for a recognizer)."""
 
     seconds: float = 0.0
     calls: int = 0
+    rows: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,19 +89,29 @@ class OnnxModel:
     output_names: tuple[str, ...]
     provider: str
     stats: RunStats = field(default_factory=RunStats)
+    net: OpenCvNet | None = None  # set when OpenCV's DNN runs the model instead of the session
+
+    @property
+    def backend(self) -> str:
+        """What runs the model: `opencv`, or `onnxruntime` with its execution provider."""
+        return OPENCV if self.net is not None else f"{ONNXRUNTIME} ({self.provider})"
 
     def run(self, tensor: NDArray[np.float32]) -> list[NDArray[np.float32]]:
         """Run the graph on one input tensor, returning every output in graph order."""
         start = time.perf_counter()
         try:
-            outputs: list[NDArray[np.float32]] = self.session.run(None, {self.input_name: tensor})
-        except _ORT_ERRORS as err:
+            if self.net is not None:
+                outputs = self.net.run(tensor)
+            else:
+                outputs = self.session.run(None, {self.input_name: tensor})
+        except (*_ORT_ERRORS, cv2.error) as err:
             raise ModelError(
                 f"{self.manifest.id} ({self.manifest.file}) failed on a {list(tensor.shape)} input: is it "
                 f"really a {self.manifest.family} model? ({err})"
             ) from err
         self.stats.seconds += time.perf_counter() - start
         self.stats.calls += 1
+        self.stats.rows += tensor.shape[0]
         return outputs
 
 
@@ -124,9 +143,33 @@ def load_model(manifest: ModelManifest, path: Path, settings: RuntimeSettings) -
         output_names=tuple(o.name for o in session.get_outputs()),
         provider=got,
     )
+    net = _opencv_net(model, path, cache_dir, settings)
+    if net is not None:
+        model = OnnxModel(model.manifest, session, model.input_name, model.output_names, got, net=net)
     if settings.warmup:
         warm_up(model)
     return model
+
+
+def _opencv_net(model: OnnxModel, path: Path, cache_dir: Path, settings: RuntimeSettings) -> OpenCvNet | None:
+    """OpenCV's net for the model when the settings ask for it, or when `auto` measured it faster."""
+    if settings.backend == ONNXRUNTIME or (settings.backend == "auto" and model.provider == CUDA):
+        return None
+    if settings.backend == OPENCV:
+        return OpenCvNet(path, model.output_names, model.manifest)
+
+    def ort_run(tensor: NDArray[np.float32]) -> object:
+        return model.session.run(None, {model.input_name: tensor})
+
+    _, net = choose(
+        model.manifest,
+        path,
+        cache_dir=cache_dir,
+        threads=settings.intra_op_threads,
+        output_names=model.output_names,
+        ort_run=ort_run,
+    )
+    return net
 
 
 def _check_signature(session: ort.InferenceSession, manifest: ModelManifest) -> None:
@@ -202,14 +245,7 @@ def _verify(manifest: ModelManifest, path: Path, cache_dir: Path) -> None:
 
 
 def _cpu_tag() -> str:
-    flags = ""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("flags"):
-                flags = " ".join(f for f in line.split() if f.startswith(("avx", "fma", "sse4", "amx")))
-                break
-    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:8]
+    return hashlib.sha256(f"{platform.machine()} {cpu_flags()}".encode()).hexdigest()[:8]
 
 
 def _cached_optimized(
@@ -218,7 +254,8 @@ def _cached_optimized(
     """Path of the fixed and optimised graph, building it when missing or stale; None when the
     cache folder cannot be written (the caller then optimises in memory)."""
     _verify(manifest, path, cache_dir)
-    key = f"{manifest.sha256[:16]}-ort{ort.__version__}-{settings.graph_optimization}-{_cpu_tag()}"
+    level, tag = settings.graph_optimization, _cpu_tag()
+    key = f"{manifest.sha256[:16]}-g{GRAPH_VERSION}-ort{ort.__version__}-{level}-{tag}"
     cached = cache_dir / f"{manifest.id}-{key}.onnx"
     meta = cached.with_suffix(".json")
     if cached.is_file() and meta.is_file() and json.loads(meta.read_text()) == _stamp(cached):

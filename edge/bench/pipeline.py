@@ -2,7 +2,7 @@
 
 Reports, per pass over the images (median of --repeat passes):
 - each stage of our pipeline: decode, detect, align (with quality), embed;
-- the bare model time: `session.run` alone on the very inputs the pipeline built;
+- the bare model time: the model run alone (`session.run` or the OpenCV net) on the inputs the pipeline built;
 - the ratio of our pipeline (decoded frame to embeddings) to that bare model time;
 - OpenCV's reference pipeline (cv2.FaceDetectorYN + cv2.FaceRecognizerSF, same model files) at the
   same detection resolution, timed side by side.
@@ -25,6 +25,7 @@ from common.cli.options import detect_size
 from common.errors import ImageError
 from common.models.fetch import models_dir
 from common.models.manifest import SFACE, YUNET
+from common.pipeline.backends import cpu_model
 from common.pipeline.detector import downscale
 from common.pipeline.image import Frame, load_image
 from common.pipeline.pipeline import FacePipeline, PipelineSettings, Timings
@@ -38,6 +39,12 @@ def register(sub: Any) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="passes over the images (median reported)")
     parser.add_argument("--models", help="model directory")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads")
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "opencv"],
+        default="auto",
+        help="what runs the models (auto: the faster on this CPU, as the daemon chooses)",
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip OpenCV's reference pipeline")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.set_defaults(handler=run)
@@ -82,7 +89,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     base = PipelineSettings(models_dir=args.models or "")
     settings = msgspec.structs.replace(
         base,
-        runtime=msgspec.structs.replace(base.runtime, intra_op_threads=args.threads),
+        runtime=msgspec.structs.replace(base.runtime, intra_op_threads=args.threads, backend=args.backend),
         quality=QualitySettings(enabled=False),  # embed every face, as the reference does
     )
     pipeline = FacePipeline.load(settings)
@@ -126,6 +133,11 @@ def _summary(
         "passes": len(passes),
         "detect_size": args.detect_size,
         "provider": pipeline.detector.model.provider,
+        "cpu": cpu_model(),
+        "backends": {
+            "detector": pipeline.detector.model.backend,
+            "recognizer": pipeline.embedder.model.backend if pipeline.embedder else "",
+        },
         "ms_per_pass": {k: round(med(k), 2) for k in ("decode", "detect", "align", "embed", "model")},
         "pipeline_ms": round(ours, 2),
         "pipeline_over_model": round(ours / med("model"), 3),
@@ -142,14 +154,16 @@ def run(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(figures).decode())
         return 0
     stages = figures["ms_per_pass"]
+    backends = figures["backends"]
     print(
         f"{figures['images']} images, {figures['faces']} faces, detect size {figures['detect_size']}, "
-        f"{figures['provider']}, median of {figures['passes']} passes (ms per pass):"
+        f"median of {figures['passes']} passes (ms per pass)\n  CPU {figures['cpu']}; detector on "
+        f"{backends['detector']}, recognizer on {backends['recognizer']}:"
     )
     for stage in ("decode", "detect", "align", "embed"):
         print(f"  {stage:8} {stages[stage]:9.2f}")
     print(f"  pipeline (frame -> embeddings) {figures['pipeline_ms']:9.2f}")
-    print(f"  bare model (session.run only)  {stages['model']:9.2f}")
+    print(f"  bare model (model run only)    {stages['model']:9.2f}")
     print(f"  pipeline / bare model          {figures['pipeline_over_model']:9.3f}")
     if "opencv_reference_ms" in figures:
         print(

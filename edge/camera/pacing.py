@@ -54,6 +54,10 @@ class RateCap:
         self._interval = 1.0 / fps if fps else 0.0
         self._next = -math.inf
 
+    def would_allow(self, now: float) -> bool:
+        """Whether `allow(now)` would let an item through, without counting one."""
+        return now >= self._next
+
     def allow(self, now: float) -> bool:
         if now < self._next:
             return False
@@ -81,3 +85,29 @@ class Pacer:
 
     def restart(self) -> None:
         self._next = None
+
+
+class Arrivals:
+    """When the next frame of a file or stream is due, from the spacing of the last ones (a moving
+    average), so the fps cap can decide before the frame is decoded into an image."""
+
+    def __init__(self) -> None:
+        self._last: float | None = None
+        self.gap = 0.0  # seconds between frames, averaged
+
+    def seen(self, now: float) -> None:
+        if self._last is not None:
+            gap = min(1.0, max(0.0, now - self._last))
+            self.gap = gap if self.gap == 0.0 else 0.8 * self.gap + 0.2 * gap
+        self._last = now
+
+    def due(self, now: float) -> float:
+        """When the next frame should come: not before now."""
+        return now if self._last is None else max(now, self._last + self.gap)
+
+
+def grab_only(cap: RateCap, arrivals: Arrivals, now: float) -> bool:
+    """Whether the cap will drop the next frame even a quarter of a frame after it is due: then it need
+    not be converted into an image. A frame grabbed only by mistake costs little: the cap lets the next
+    one through, and its average rate holds for frames up to half an interval late."""
+    return not cap.would_allow(arrivals.due(now) + arrivals.gap / 4)

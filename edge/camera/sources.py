@@ -17,7 +17,8 @@ up to `backoff_max_s`, and start again at `backoff_min_s` once a connection has 
 Frames. The reader keeps only the latest frame, in a one-slot mailbox (drop policy "latest": a frame
 not taken before the next one arrives is replaced and counted in `stats.dropped`), so a slow pipeline
 never builds a backlog. Frames over `fps_cap` are kept out of the mailbox at the reader and counted in
-`stats.skipped`; for image folders the cap paces reading instead, since each image is its own capture.
+`stats.skipped`; those the cap will drop are only grabbed, not converted into images. For image
+folders the cap paces reading instead, since each image is its own capture.
 Video files are paced at their native fps unless `realtime=False`.
 
 Errors never leave the reader thread: each logs a stable event with the camera id and counts in
@@ -32,6 +33,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
@@ -41,7 +43,7 @@ from urllib.parse import urlparse
 from common.backoff import Backoff
 from common.pipeline.image import Frame as Image
 from common.pipeline.image import ImageLimits
-from edge.camera.pacing import Mailbox, Pacer, RateCap
+from edge.camera.pacing import Arrivals, Mailbox, Pacer, RateCap, grab_only
 from edge.camera.readers import (
     EndOfVideo,
     FolderOrder,
@@ -104,6 +106,8 @@ class SourceSettings:
     poll_s: float = 0.5  # folders: rescan interval when nothing new
     settle_s: float = 1.0  # folders: a file is read once its mtime is this old
     image_limits: ImageLimits = field(default_factory=ImageLimits)
+    # > 0: a crop stream; its last `history` frames are kept for `nearest()` instead of the mailbox
+    history: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +115,7 @@ class SourceStats:
     frames: int = 0  # frames put in the mailbox
     dropped: int = 0  # frames replaced in the mailbox before being taken
     skipped: int = 0  # frames the fps cap kept out of the mailbox
+    grabbed: int = 0  # of those, frames only grabbed, never converted into an image
     reconnects: int = 0  # connection attempts after the first
     errors: int = 0  # failed opens, failed reads, unreadable images, reader crashes
     unreadable: int = 0  # folder images skipped as unreadable (also counted in errors)
@@ -166,6 +171,7 @@ class CameraSource:
             settings.backoff_min_s, settings.backoff_max_s, factor=settings.backoff_factor, jitter=False
         )
         self._number = 0
+        self._history: deque[Frame] = deque(maxlen=max(1, settings.history))
 
     @property
     def state(self) -> SourceState:
@@ -193,6 +199,12 @@ class CameraSource:
             self._thread.join(limit if timeout is None else timeout)
             if self._thread.is_alive():
                 log.warning("source_stop_timeout", extra={"camera": self.camera_id})
+
+    def nearest(self, monotonic: float) -> Frame | None:
+        """Of the frames kept (`history`), the one captured nearest to `monotonic`; None before the first."""
+        with self._lock:
+            frames = list(self._history)
+        return min(frames, key=lambda f: abs(f.monotonic - monotonic), default=None)
 
     def latest(self, timeout: float = 1.0) -> Frame | None:
         """Take the latest frame, waiting up to `timeout` seconds; None if none came (or stopped)."""
@@ -243,11 +255,15 @@ class CameraSource:
         started = time.monotonic()
         cap = RateCap(None if self.kind is SourceKind.FOLDER else self.settings.fps_cap)
         pacer = Pacer(self._pace_fps(reader))
+        arrivals = Arrivals()
         try:
             while not self._stop.is_set():
-                image = self._next_image(reader, pacer)
-                if image is not None:
-                    self._deliver(image, cap)
+                if self.kind is SourceKind.FOLDER:
+                    image = self._next_image(reader, pacer)
+                    if image is not None:
+                        self._deliver(image, cap)
+                else:
+                    self._next_frame(reader, pacer, cap, arrivals)
         except SourceError as err:
             self._fail(err)
         except EndOfVideo:
@@ -256,6 +272,21 @@ class CameraSource:
             self._close()
         if time.monotonic() - started >= self.settings.reset_after_s:
             self._backoff.reset()
+
+    def _next_frame(self, reader: FrameReader, pacer: Pacer, cap: RateCap, arrivals: Arrivals) -> None:
+        """The next frame of a file or stream, paced. When the fps cap will drop it (`grab_only`), it is
+        only grabbed, not converted into an image (docs/edge.md, "Decoding")."""
+        pacer.wait(self._stop)
+        if grab_only(cap, arrivals, time.monotonic()):
+            reader.skip()
+            arrivals.seen(time.monotonic())
+            self._number += 1
+            self._count("skipped", "grabbed")
+            return
+        image = reader.read()
+        arrivals.seen(time.monotonic())
+        if image is not None:
+            self._deliver(image, cap)
 
     def _next_image(self, reader: FrameReader, pacer: Pacer) -> Image | None:
         """The next image, paced; None when there is none yet (or it was skipped as unreadable)."""
@@ -286,7 +317,10 @@ class CameraSource:
             return
         frame = Frame(self.camera_id, number, now, time.time(), image)
         self._count("frames")
-        if self._mailbox.put(frame):
+        if self.settings.history:
+            with self._lock:
+                self._history.append(frame)
+        elif self._mailbox.put(frame):
             self._count("dropped")
 
     def _back_off(self) -> None:

@@ -64,6 +64,17 @@ def _broker_problems(broker: BrokerSettings) -> list[str]:
     return problems
 
 
+def _detect_source_problems(camera: Camera, kind: SourceKind | None, path: str) -> list[str]:
+    detect_kind = infer_kind(camera.detect_source or "")
+    if not camera.detect_source:
+        return [f"{path}: must not be empty (leave it out for a camera with one stream)"]
+    if kind == "folder" or detect_kind == "folder":
+        return [f"{path}: a detection stream needs video or stream sources, not image folders"]
+    if detect_kind is None:
+        return [f"{path}: cannot tell what it is: give an rtsp(s):// or http(s):// URL or a video file"]
+    return []
+
+
 _LOCAL_HOSTS = ("localhost", "::1")
 
 
@@ -99,6 +110,8 @@ def _camera_problems(camera: Camera, path: str) -> list[str]:
         problems.append(f"{path}.kind: cannot tell the kind of {shown}: set stream, video or folder")
     elif kind in ("video", "folder") and "://" in camera.source:
         problems.append(f"{path}.source: a {kind} source is a local path, not a URL")
+    if camera.detect_source is not None:
+        problems += _detect_source_problems(camera, kind, f"{path}.detect_source")
     if camera.loop and kind == "stream":
         problems.append(f"{path}.loop: only a video or folder source can loop")
     if camera.roi is not None:

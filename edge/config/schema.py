@@ -109,6 +109,8 @@ class Camera(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     id: str
     source: str  # rtsp(s)://, http(s):// (stream), a video file, or a directory of images
+    # a low-resolution stream of the same camera for motion and detection; `source` then gives the crops
+    detect_source: str | None = None
     kind: SourceKind = "auto"
     loop: bool = False  # video and folder: start again at the end
     realtime: bool = True  # video: read at the file's own fps, like a camera; False: as fast as possible
@@ -181,6 +183,15 @@ class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     synchronous: Literal["NORMAL", "FULL"] = "FULL"
 
 
+class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Frames of several cameras taken together through the models (docs/edge.md)."""
+
+    max_frames: Annotated[int, msgspec.Meta(ge=1, le=64)] = 8  # frames per detector run at most
+    max_faces: Annotated[int, msgspec.Meta(ge=1, le=256)] = 32  # faces per embedder run at most
+    # how long the first frame waits for the other cameras' frames to fill a batch (0: take what waits)
+    max_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+
+
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The local /healthz, /readyz and /metrics endpoint."""
 
@@ -200,6 +211,7 @@ class DeviceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cameras: tuple[Camera, ...] = ()
     camera_defaults: CameraDefaults = CameraDefaults()
     pipeline: PipelineSettings = PipelineSettings()
+    batching: BatchSettings = BatchSettings()
     thresholds: Thresholds = Thresholds()
     tracker: TrackerSettings = TrackerSettings()
     gallery: GallerySettings = GallerySettings()

@@ -5,25 +5,79 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
 from common.messages import Event, FaceEmbedding, embedding_bytes, encode
-from common.pipeline.face import Detection, Face
+from common.pipeline.face import Face
 from common.pipeline.pipeline import FacePipeline, Timings
 from common.topics import edge_topic
 from edge.camera.motion import Box, MotionDetector
 from edge.camera.sources import Frame
-from edge.config.schema import Camera, motion_settings
+from edge.config.schema import BatchSettings, Camera, motion_settings
 from edge.delivery.outbox import Outbox
 from edge.delivery.sequence import Sequences
 from edge.gallery.matcher import Match, Matcher
+from edge.inference.batch import DetectRequest, detect_and_embed, shifted
 from edge.inference.tracker import Tracker, TrackEvent
 from edge.ops.metrics import EdgeMetrics
 
 log = logging.getLogger(__name__)
+DEFAULT_BATCH = BatchSettings()
+MAX_CROP_SKEW_S = 0.5  # a main-stream frame further in time from the detected one is not used
+
+
+__all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames", "shifted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """A frame ready for the models: its image (the region of interest), where to detect in it (None:
+    nowhere, motion gated it out), and the frame and image faces are cropped from with the offset of
+    that image in its frame: the main stream's, for a camera with a detection stream."""
+
+    frame: Frame
+    image: np.ndarray
+    region: Box | None
+    crop_frame: Frame
+    crop_image: np.ndarray
+    offset: tuple[float, float]
+
+
+def process_frames(
+    items: list[tuple[FrameProcessor, Frame]],
+    matchers: list[GalleryMatcher],
+    settings: BatchSettings = DEFAULT_BATCH,
+) -> list[list[Event]]:
+    """Frames of several cameras (one processor each, all on one pipeline) through the models together;
+    per frame, the events it caused, as each camera's `process` gives them one at a time."""
+    if not items:
+        return []
+    pipeline = items[0][0].pipeline
+    planned = [processor.plan(frame) for processor, frame in items]
+    wanted = [i for i, p in enumerate(planned) if p.region is not None]
+    requests = [  # the crop image only when it is another stream's
+        DetectRequest(
+            planned[i].image,
+            r,
+            items[i][0].camera.detect_size,
+            None if planned[i].crop_image is planned[i].image else planned[i].crop_image,
+        )
+        for i in wanted
+        if (r := planned[i].region)
+    ]
+    timings = Timings()
+    found = detect_and_embed(pipeline, requests, settings, timings) if requests else []
+    faces: list[list[Face]] = [[] for _ in items]
+    for i, f in zip(wanted, found, strict=True):
+        faces[i] = f
+    return [
+        processor.finish(p, f, matchers, timings)
+        for (processor, _), p, f in zip(items, planned, faces, strict=True)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +105,6 @@ def best_match(
     return best
 
 
-def shifted(detection: Detection, dx: float, dy: float) -> Detection:
-    """A detection made on a region of the image, in the whole image's pixels."""
-    box = detection.box.copy()
-    box[:2] += np.array([dx, dy], dtype=np.float32)
-    landmarks = detection.landmarks + np.array([dx, dy], dtype=np.float32)
-    return Detection(box, landmarks.astype(np.float32), detection.score)
-
-
 class FrameProcessor:
     """Runs frames of one camera: detect, embed, match, track, write events to the outbox."""
 
@@ -73,10 +119,12 @@ class FrameProcessor:
         outbox: Outbox,
         sequences: Sequences,
         metrics: EdgeMetrics,
+        crops: Callable[[float], Frame | None] | None = None,
     ) -> None:
         self.camera, self.site, self.edge = camera, site, edge
         self.pipeline, self.tracker, self.outbox, self.sequences = pipeline, tracker, outbox, sequences
         self.metrics = metrics
+        self.crops = crops  # the main stream's frame nearest a monotonic time (detect_source cameras)
         self.topic = edge_topic(site, edge, "events")
         self.person_gallery: dict[str, GalleryMatcher] = {}  # where each person was last matched
         self.recent: deque[tuple[float, float]] = deque(maxlen=300)  # (done at, capture-to-done seconds)
@@ -87,12 +135,35 @@ class FrameProcessor:
 
     def process(self, frame: Frame, matchers: list[GalleryMatcher]) -> list[Event]:
         """The events this frame caused, already durable in the outbox."""
-        cam, m = self.camera.id, self.metrics
+        return process_frames([(self, frame)], matchers)[0]
+
+    def plan(self, frame: Frame) -> Planned:
+        """The region of interest, and where motion says to detect in it (counted when gated out)."""
         image, offset = self._roi(frame.image)
-        timings = Timings()
-        faces = self._faces(image, timings)
-        for stage, seconds in timings.seconds.items():
-            m.stage_latency.labels(camera=cam, stage=stage).observe(seconds)
+        crop_frame = self.crops(frame.monotonic) if self.crops is not None else None
+        crop_image = image
+        if crop_frame is not None and abs(crop_frame.monotonic - frame.monotonic) > MAX_CROP_SKEW_S:
+            crop_frame = None  # the main stream stalled: crop from the detection stream instead
+        if crop_frame is not None:
+            crop_image, offset = self._roi(crop_frame.image)
+        region = self._detect_region(image)
+        cam = self.camera.id
+        if region is None:
+            self.metrics.frames_gated.labels(camera=cam).inc()
+        else:
+            whole = region == (0, 0, image.shape[1], image.shape[0])
+            self.metrics.detection_runs.labels(camera=cam, region="frame" if whole else "motion").inc()
+        return Planned(frame, image, region, crop_frame or frame, crop_image, offset)
+
+    def finish(
+        self, planned: Planned, faces: list[Face], matchers: list[GalleryMatcher], timings: Timings
+    ) -> list[Event]:
+        """Match and track the frame's faces; write the events to the outbox."""
+        cam, m, frame = self.camera.id, self.metrics, planned.frame
+        self.seen = bool(faces)
+        if planned.region is not None:
+            for stage, seconds in timings.seconds.items():
+                m.stage_latency.labels(camera=cam, stage=stage).observe(seconds)
         started = time.perf_counter()
         embedded = [i for i, f in enumerate(faces) if f.embedding is not None]
         identities: list[Match | None] = [None] * len(faces)
@@ -105,38 +176,17 @@ class FrameProcessor:
                 (m.matches if match.person_id else m.unknowns).labels(camera=cam).inc()
         m.stage_latency.labels(camera=cam, stage="match").observe(time.perf_counter() - started)
         started = time.perf_counter()
-        track_events = self.tracker.update(self._shifted(frame, image), faces, identities)
+        track_events = self.tracker.update(
+            self._shifted(planned.crop_frame, planned.crop_image), faces, identities
+        )
         m.stage_latency.labels(camera=cam, stage="track").observe(time.perf_counter() - started)
         m.frames.labels(camera=cam).inc()
         m.faces.labels(camera=cam).inc(len(faces))
-        events = [self._write(te, offset, matchers) for te in track_events]
+        events = [self._write(te, planned.offset, matchers) for te in track_events]
         done = time.monotonic()
         m.frame_latency.labels(camera=cam).observe(max(0.0, done - frame.monotonic))
         self.recent.append((done, max(0.0, done - frame.monotonic)))
         return [e for e in events if e is not None]
-
-    def _faces(self, image: np.ndarray, timings: Timings) -> list[Face]:
-        """Detect where motion says (everywhere while a track is alive or gating is off), then align, gate
-        and embed on the full-resolution image."""
-        region = self._detect_region(image)
-        if region is None:
-            self.metrics.frames_gated.labels(camera=self.camera.id).inc()
-            self.seen = False
-            return []
-        height, width = image.shape[:2]
-        whole = region == (0, 0, width, height)
-        self.metrics.detection_runs.labels(camera=self.camera.id, region="frame" if whole else "motion").inc()
-        if whole:
-            faces = self.pipeline.process(image, self.camera.detect_size, timings=timings)
-        else:
-            x, y, w, h = region
-            timings.start()
-            moved = np.ascontiguousarray(image[y : y + h, x : x + w])
-            found = self.pipeline.detect(moved, self.camera.detect_size)
-            timings.lap("detect")
-            faces = self.pipeline.faces(image, [shifted(d, x, y) for d in found], timings=timings)
-        self.seen = bool(faces)
-        return faces
 
     def _detect_region(self, image: np.ndarray) -> Box | None:
         """Where to run the detector on this frame; None: nowhere. The whole frame while a face is being

@@ -300,3 +300,13 @@ def test_archive_multipart_without_the_archive_field_is_refused(central: Central
     assert response.status_code == 422
     assert "'archive'" in response.json()["message"]
     assert job_rows(central) == 0
+
+
+def test_archive_multipart_with_too_many_parts_is_a_clear_4xx(central: Central) -> None:
+    """The parser's part limit (16) is a client error naming the body, not a 500 (found by the API fuzz)."""
+    files = [(f"field{i}", (f"{i}.txt", b"x", "text/plain")) for i in range(20)]
+    response = central.client.post(JOBS, files=files, headers=central.admin)
+    assert response.status_code in {400, 422}, response.text
+    assert response.json()["code"] == "bad_multipart"
+    assert "cannot be parsed" in response.json()["message"]
+    assert job_rows(central) == 0

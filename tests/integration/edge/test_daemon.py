@@ -93,23 +93,32 @@ def test_edge_daemon_motion_on_produces_every_event_motion_off_does(
     rig: Rig, samples: dict[str, SamplePhoto]
 ) -> None:
     """Two real videos, each watched by a camera with motion gating on and one with it off: the same visits
-    give the same events, while the gated cameras skip the frames between visits."""
+    give the same events, while the gated cameras skip the frames between visits. A fifth camera detects
+    on video a (640x360, its sub-stream) and crops on the same visits at 1280x720 (its main stream)."""
     clips = {
         "a": video(rig, samples, ["obama2", "biden"], "a.avi", seconds_each=2.5, gap_s=2.5),
         "b": video(rig, samples, ["grace_hopper", "obama3"], "b.avi", seconds_each=2.5, gap_s=2.5),
     }
+    main = compose_visit_video(
+        rig.tmp / "a-main.avi",
+        [samples[n].path for n in ("obama2", "biden")],
+        seconds_each=2.5,
+        fps=10.0,
+        size=(1280, 720),
+        gap_s=2.5,
+    )
     cameras = [
         camera(clip, f"{name}-{mode}", fps_cap=5.0, motion=mode == "on")
         for name, clip in clips.items()
         for mode in ("on", "off")
-    ]
+    ] + [camera(main, "a-sub", fps_cap=5.0, detect_source=str(clips["a"]))]
     with CentralStandIn(rig.broker.endpoint) as central:
         daemon = rig.start(rig.config(cameras))
         try:
             wait_until(
                 lambda: (
-                    len({e.camera for e in central.events() if e.kind != "changed"}) == 4
-                    and len([e for e in central.events() if e.kind != "changed"]) >= 8
+                    len({e.camera for e in central.events() if e.kind != "changed"}) == 5
+                    and len([e for e in central.events() if e.kind != "changed"]) >= 10
                 ),
                 90,
                 f"two visit events per camera (log: {rig.log})",
@@ -124,7 +133,11 @@ def test_edge_daemon_motion_on_produces_every_event_motion_off_does(
     for event in central.events():
         if event.kind != "changed":
             seen.setdefault(event.camera, []).append((event.kind, event.person_id))
-    assert seen["a-on"] == seen["a-off"] == [("recognized", "obama"), ("unknown", None)], seen
+    assert seen["a-on"] == seen["a-off"] == seen["a-sub"] == [("recognized", "obama"), ("unknown", None)], (
+        seen
+    )
+    widths = {e.camera: e.bbox[2] for e in central.events() if e.kind == "recognized"}
+    assert widths["a-sub"] > 1.5 * widths["a-off"]  # boxes in the main stream's pixels
     assert seen["b-on"] == seen["b-off"] and len(seen["b-on"]) == 2, seen
     assert all(count > 0 for count in gated.values()), gated  # the empty scene between visits was skipped
 

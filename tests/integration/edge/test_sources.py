@@ -16,7 +16,7 @@ import pytest
 
 from common.backoff import Backoff
 from demo.sample_faces import SamplePhoto
-from edge.camera.pacing import RateCap
+from edge.camera.pacing import Arrivals, RateCap, grab_only
 from edge.camera.sources import (
     CameraSource,
     Frame,
@@ -135,12 +135,44 @@ def test_source_fps_cap_skips_frames_at_the_reader(
     stats = source.stats
     assert 6 <= len(frames) <= 9 and stats.frames == len(frames) and stats.dropped == 0
     assert stats.skipped >= 3 * len(frames)
+    assert stats.grabbed >= 3 * len(frames) - 3  # most skipped frames were never converted
+
+
+def test_source_with_history_keeps_its_last_frames_for_nearest(
+    clip: Path, started: Callable[[CameraSource], CameraSource]
+) -> None:
+    source = started(CameraSource("cam-1", str(clip), SourceKind.VIDEO, SourceSettings(history=4, loop=True)))
+    deadline = time.monotonic() + 3.0
+    while source.stats.frames < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    now = time.monotonic()
+    newest, oldest = source.nearest(now), source.nearest(0.0)
+    assert newest is not None and oldest is not None and 0 <= now - newest.monotonic < 0.5
+    assert newest.number - oldest.number <= 4  # only the last frames are kept
+    assert source.latest(0.05) is None  # a crop stream's frames are not in the mailbox
 
 
 def test_rate_cap_holds_the_average_rate_of_a_faster_source() -> None:
     cap = RateCap(10.0)
     allowed = sum(cap.allow(i / 30.0) for i in range(300))  # 10 s at 30 fps
     assert 99 <= allowed <= 101
+
+
+@pytest.mark.parametrize(("jitter", "wasted"), [(0.0, 3), (0.02, 12)])
+def test_rate_cap_grabs_only_the_frames_it_drops(jitter: float, wasted: int) -> None:
+    cap, arrivals, rng = RateCap(5.0), Arrivals(), np.random.default_rng(1)
+    converted = allowed = 0
+    now = 0.0  # a live 15 fps stream: the reader decides right after the previous frame came
+    for i in range(150):  # 10 s
+        due = i / 15.0 + float(rng.uniform(-jitter, jitter))
+        skip = grab_only(cap, arrivals, now)
+        now = max(now, due)
+        arrivals.seen(now)
+        if not skip:
+            converted += 1
+            allowed += cap.allow(now)
+    assert 48 <= allowed <= 51  # the cap's rate is kept
+    assert converted - allowed <= wasted  # of the 100 frames dropped, few were converted into images
 
 
 def test_backoff_delay_grows_by_factor_up_to_max() -> None:

@@ -43,7 +43,7 @@ def test_load_model_makes_shapes_dynamic_and_strips_weight_inputs(local: Path) -
     inputs = model.session.get_inputs()
     assert len(inputs) == 1 and inputs[0].shape[0] == "batch"
     detector = load_model(YUNET, local / YUNET.file, RuntimeSettings(cache_optimized=False, warmup=False))
-    assert detector.session.get_inputs()[0].shape == [1, 3, "height", "width"]
+    assert detector.session.get_inputs()[0].shape == ["batch", 3, "height", "width"]
 
 
 def test_load_model_warmup_runs_each_model_once(local: Path) -> None:

@@ -225,6 +225,14 @@ def test_config_numeric_id_asks_for_quotes(tmp_path: Path) -> None:
         ),
         ({"cameras": [{"id": "a", "source": "/srv/cam.txt"}]}, "cameras[0].kind: cannot tell the kind"),
         (
+            {"cameras": [{"id": "a", "source": "rtsp://h/1", "detect_source": "/srv/sub/"}]},
+            "cameras[0].detect_source: a detection stream needs video or stream sources",
+        ),
+        (
+            {"cameras": [{"id": "a", "source": "rtsp://h/1", "detect_source": "udp://h:1"}]},
+            "cameras[0].detect_source: cannot tell what it is",
+        ),
+        (
             {"cameras": [{"id": "a", "source": "rtsp://h/1", "detect_size": 10}]},
             "cameras[0].detect_size: must be 0",
         ),
