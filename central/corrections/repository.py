@@ -93,8 +93,21 @@ async def list_corrections(conn: AsyncConnection[Any], event_id: UUID) -> list[C
     return [CorrectionRead(**dict(zip(names, row, strict=True))) for row in await cur.fetchall()]
 
 
+_LEAVE_CLUSTER = """
+UPDATE unknown_clusters c SET
+    centroid = (SELECT array_agg(a - b ORDER BY n) FROM unnest(c.centroid, x.embedding) WITH ORDINALITY
+                AS t(a, b, n)),
+    members = greatest(members - 1, 0), updated_at = now()
+  FROM event_embeddings x
+ WHERE x.event_id = %s AND c.id = x.cluster_id AND c.status = 'open'
+"""
+
+
 async def attribute(conn: AsyncConnection[Any], event_id: UUID, person: UUID | None) -> None:
-    """The event's embedding is now of `person` (search, erase and clusters follow it)."""
+    """The event's embedding is now of `person` (search, erase and clusters follow it); given a person,
+    it leaves its open cluster of unknown faces (centroid and count)."""
+    if person is not None:
+        await conn.execute(_LEAVE_CLUSTER, (event_id,))
     await conn.execute(
         "UPDATE event_embeddings SET person_id = %s,"
         " cluster_id = CASE WHEN %s::uuid IS NULL THEN cluster_id END WHERE event_id = %s",
