@@ -24,9 +24,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ControllerRouterHandler
 
 from central.auth import routes as auth_routes
+from central.clusters import routes as clusters_routes
 from central.console.routes import console_router
 from central.console.security import content_security_policy
 from central.console.templating import environment, template_config
+from central.corrections import routes as corrections_routes
 from central.enrollment import routes as enrollment_routes
 from central.events import routes as events_routes
 from central.fleet import routes as fleet_routes
@@ -43,6 +45,7 @@ from central.models import routes as models_routes
 from central.notify import routes as notify_routes
 from central.people import routes as people_routes
 from central.retention import routes as retention_routes
+from central.search import routes as search_routes
 from central.settings import CentralSettings, check_secret_key, upload_body_bytes
 from central.watch import routes as watch_routes
 
@@ -62,6 +65,8 @@ def api_routes() -> list[ControllerRouterHandler]:
         *watch_routes.ROUTES,
         *notify_routes.ROUTES,
         *retention_routes.ROUTES,
+        *corrections_routes.ROUTES,
+        *clusters_routes.ROUTES,
     ]
 
 
@@ -109,7 +114,7 @@ def create_app(settings: CentralSettings) -> Litestar:
     metrics = Metrics()
     photos = Router(
         "/",
-        route_handlers=enrollment_routes.PHOTO_ROUTES,
+        route_handlers=[*enrollment_routes.PHOTO_ROUTES, *search_routes.PHOTO_ROUTES],
         request_max_body_size=upload_body_bytes(settings),
     )
     api = Router(

@@ -8,9 +8,10 @@ Start-up (`central_lifespan(settings, metrics)`, run by Litestar before the firs
    `app.state` under their dependency names (`Services`); central/app.py provides each to the
    handlers that declare it (`people: NamedDependency[PeopleService]`), the guard reads `auth`;
 4. start the workers in this order: event-partition upkeep, enrollment job workers and their lease
-   sweep, the pending-deletions sweep, the live-event listener (with Redis), the notification delivery
-   worker, the retention runner, MQTT (ingest with the notification outbox hook, fleet state, the
-   dead-letter sweep, then the client connects), the fleet gauges, gallery distribution (with MQTT).
+   sweep, the pending-deletions sweep, the unknown-face clustering, the live-event listener (with
+   Redis), the notification delivery worker, the retention runner, MQTT (ingest with the notification
+   outbox hook, fleet state, the dead-letter sweep, then the client connects), the fleet gauges, gallery
+   distribution (with MQTT).
 
 Shutdown runs the workers' stops in the reverse order (distribution first; the MQTT consumers stop
 before the client disconnects, so nothing more is acknowledged), then closes the resources. No other
@@ -33,7 +34,10 @@ from central.auth.authlimit import AuthLimiter
 from central.auth.ratelimit import make_rate_limiter
 from central.auth.service import AuthService
 from central.cleanup.service import CleanupService
+from central.clusters.service import ClusterService
+from central.clusters.worker import ClusterWorker
 from central.console.service import ConsoleService
+from central.corrections.service import CorrectionService
 from central.db.partitions import keep_event_partitions
 from central.distribution.distributor import Distributor, distribution_settings
 from central.distribution.service import DistributionService
@@ -65,6 +69,7 @@ from central.retention.expiry import EventExpiry
 from central.retention.runner import RetentionRunner, RetentionSettings
 from central.retention.service import RetentionService
 from central.runtime import Runtime, close_runtime, open_runtime
+from central.search.service import SearchService
 from central.settings import CentralSettings
 from central.watch.service import WatchService
 from common.mqtt.aio import AsyncMqttClient
@@ -86,6 +91,9 @@ class Services:
     operations: Operations
     cleanup: CleanupService
     distribution: DistributionService
+    corrections: CorrectionService
+    clusters: ClusterService
+    search: SearchService
     console: ConsoleService
     watch: WatchService
     deliveries: DeliveryService
@@ -106,6 +114,9 @@ ROUTED = (
     "models",
     "live",
     "operations",
+    "corrections",
+    "clusters",
+    "search",
     "distribution",
     "console",
     "watch",
@@ -147,7 +158,13 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
     )
     distribution = DistributionService(pool, mqtt)
     people = PeopleService(
-        pool, store, galleries, distribution, cleanup, presign_ttl_s=settings.presign_ttl_s
+        pool,
+        store,
+        galleries,
+        distribution,
+        cleanup,
+        presign_ttl_s=settings.presign_ttl_s,
+        sighting_threshold=runtime.pipeline.threshold,
     )
     enrollment = EnrollmentService(
         pool,
@@ -183,6 +200,11 @@ def build_services(runtime: Runtime, mqtt: AsyncMqttClient | None) -> Services:
         ),
         cleanup=cleanup,
         distribution=distribution,
+        corrections=CorrectionService(
+            pool, store, people, galleries, enrollment, negatives_per_person=settings.negatives_per_person
+        ),
+        clusters=ClusterService(pool, store, people, enrollment, presign_ttl_s=settings.presign_ttl_s),
+        search=SearchService(pool, enrollment),
         console=ConsoleService(pool, auth, ttl_s=settings.console_session_ttl_s),
         watch=WatchService(pool, targets.check),
         deliveries=DeliveryService(pool),
@@ -261,6 +283,7 @@ async def start_workers(
     workers.spawn(keep_event_partitions(settings.database_url), "event-partitions")
     workers.adopt(JobWorkers(services.enrollment, services.enrollment.queue).start())
     workers.spawn(services.cleanup.sweep_forever(), "pending-deletions")
+    workers.spawn(ClusterWorker(pool, settings.cluster_threshold).run(), "unknown-clusters")
     if runtime.redis is not None:
         workers.spawn(services.live.listen_forever(), "live-events")
     notifier = delivery_worker(runtime, services, mqtt)

@@ -50,6 +50,8 @@ class CentralSettings:
     max_zip_unpacked_bytes: int = 2 * 1024 * 1024 * 1024
     enroll_workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     duplicate_threshold: float | None = None
+    cluster_threshold: float = 0.45  # central/clusters/assign.py DEFAULT_THRESHOLD (bench/clusters.py)
+    negatives_per_person: int = 50
     detector: str = "yunet-2023mar"
     recognizer: str = "sface-2021dec"
     key_cache_s: float = 30.0
@@ -165,6 +167,10 @@ class CentralSettings:
             ),
             enroll_workers=reader.integer("FACEGATE_ENROLL_WORKERS", defaults.enroll_workers, 1),
             duplicate_threshold=reader.optional_number("FACEGATE_DUPLICATE_THRESHOLD"),
+            cluster_threshold=reader.number("FACEGATE_CLUSTER_THRESHOLD", defaults.cluster_threshold),
+            negatives_per_person=reader.integer(
+                "FACEGATE_NEGATIVES_PER_PERSON", defaults.negatives_per_person, 1
+            ),
             detector=reader.text("FACEGATE_DETECTOR") or defaults.detector,
             recognizer=reader.text("FACEGATE_RECOGNIZER") or defaults.recognizer,
             key_cache_s=reader.number("FACEGATE_KEY_CACHE_S", defaults.key_cache_s),

@@ -39,6 +39,10 @@ CROP_MAX_BYTES = 1024 * 1024
 MAX_ENTRIES = 64
 """Cameras and galleries in one heartbeat or status."""
 MAX_RECEIPT_IDS = 100_000
+EMBEDDING_MAX_BYTES = 512 * 4
+"""An event's embedding: at most 512 float32 (ArcFace; SFace's are 128)."""
+MAX_NEGATIVES = 10_000
+"""Negative examples in one gallery change."""
 MAX_MESSAGE_DEPTH = 8
 """Levels of arrays and objects a message may nest (the deepest schema needs 3)."""
 
@@ -67,10 +71,27 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
         check_time(self.ts, "ts")
 
 
-class Event(Message, frozen=True, kw_only=True):
-    """A recognition: one per confirmed track, and one more each time the track's identity changes."""
+class FaceEmbedding(msgspec.Struct, frozen=True, kw_only=True):
+    """An event's face embedding (since facegate.event/1.1): little-endian float32 bytes (base64 in JSON)
+    and the model that made them. Readers older than 1.1 ignore it."""
 
-    schema: Text = "facegate.event/1"
+    model: Text
+    vector: Annotated[bytes, msgspec.Meta(min_length=4, max_length=EMBEDDING_MAX_BYTES)]
+
+    def __post_init__(self) -> None:
+        if len(self.vector) % 4:
+            raise ValueError("`embedding.vector` must be float32 values (a multiple of 4 bytes)")
+
+    def values(self) -> NDArray[np.float32]:
+        return np.frombuffer(self.vector, dtype="<f4").astype(np.float32)
+
+
+class Event(Message, frozen=True, kw_only=True):
+    """A recognition: one per confirmed track, and one more each time the track's identity changes.
+
+    1.1 adds `embedding`, the track's best face embedding (optional; older readers ignore it)."""
+
+    schema: Text = "facegate.event/1.1"
     site: Name
     edge: Name
     camera: Name
@@ -88,6 +109,7 @@ class Event(Message, frozen=True, kw_only=True):
     first_seen: datetime | None = None
     crop_jpeg: Annotated[bytes, msgspec.Meta(max_length=CROP_MAX_BYTES)] | None = None
     crop_key: Annotated[str, msgspec.Meta(max_length=256)] | None = None
+    embedding: FaceEmbedding | None = None
 
     def __post_init__(self) -> None:
         check_time(self.ts, "ts")
@@ -146,6 +168,19 @@ class Template(msgspec.Struct, frozen=True, kw_only=True):
         return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
 
 
+class Negative(msgspec.Struct, frozen=True, kw_only=True):
+    """A negative example of a person (since gallery-change/1.1 and gallery-snapshot/1.1): a face an
+    operator said is *not* them. Edges veto the person when a face is closer to their negatives than to
+    their templates (edge/gallery/matcher.py, `negative_margin`); older edges ignore negatives."""
+
+    person_id: Name
+    negative_id: Name
+    embedding: Annotated[bytes, msgspec.Meta(max_length=EMBEDDING_MAX_BYTES * 8)]  # little-endian float32
+
+    def vector(self) -> NDArray[np.float32]:
+        return np.frombuffer(self.embedding, dtype="<f4").astype(np.float32)
+
+
 class GalleryManifest(Message, frozen=True, kw_only=True):
     """Retained on the gallery's manifest topic: what its current version is and where its snapshot is."""
 
@@ -160,15 +195,22 @@ class GalleryManifest(Message, frozen=True, kw_only=True):
 
 
 class GalleryChange(Message, frozen=True, kw_only=True):
-    """The delta from version `version - 1` to `version`."""
+    """The delta from version `version - 1` to `version`. 1.1 adds `negatives` (added or replaced
+    negative examples) and `deleted_negatives` (their ids); a deleted person's negatives go with them."""
 
-    schema: str = "facegate.gallery-change/1"
+    schema: str = "facegate.gallery-change/1.1"
     gallery: str
     version: int
     model: str
     upserts: list[Template] = msgspec.field(default_factory=list)
     deleted_templates: list[str] = msgspec.field(default_factory=list)
     deleted_people: list[str] = msgspec.field(default_factory=list)
+    negatives: Annotated[list[Negative], msgspec.Meta(max_length=MAX_NEGATIVES)] = msgspec.field(
+        default_factory=list
+    )
+    deleted_negatives: Annotated[list[Name], msgspec.Meta(max_length=MAX_NEGATIVES)] = msgspec.field(
+        default_factory=list
+    )
 
 
 class RejectedEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,15 +249,17 @@ class SnapshotTemplate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """A whole gallery at one version: one MessagePack document; the manifest gives its sha256."""
+    """A whole gallery at one version: one MessagePack document; the manifest gives its sha256.
+    1.1 adds `negatives`: the negative examples of the people it holds (older edges ignore them)."""
 
-    schema: str = "facegate.gallery-snapshot/1"
+    schema: str = "facegate.gallery-snapshot/1.1"
     gallery: str
     version: int
     model: str
     embedding_size: int
     created: datetime = msgspec.field(default_factory=now)
     templates: list[SnapshotTemplate] = msgspec.field(default_factory=list)
+    negatives: list[Negative] = msgspec.field(default_factory=list)
 
 
 M = TypeVar("M", bound=msgspec.Struct)

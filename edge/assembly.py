@@ -87,6 +87,7 @@ def tracker_settings(config: cfg.DeviceConfig) -> TrackerSettings:
             max_side=crops.max_side,
             max_bytes=crops.max_bytes,
             jpeg_quality=crops.jpeg_quality,
+            embedding=crops.embedding,
         ),
     )
 

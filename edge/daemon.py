@@ -223,7 +223,7 @@ class EdgeDaemon:
         t = self.config.thresholds
         threshold = t.match if t.match is not None else DEFAULT_THRESHOLDS[self.pipeline_family]
         return [
-            GalleryMatcher(gid, Matcher(g, threshold, t.margin), g.version)
+            GalleryMatcher(gid, Matcher(g, threshold, t.margin, negative_margin=t.negative_margin), g.version)
             for gid, g in self.galleries.items()
         ]
 

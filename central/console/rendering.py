@@ -14,6 +14,8 @@ from central.principal import Principal
 NAV = (
     ("fleet", "Fleet"),
     ("events", "Events"),
+    ("clusters", "Unknown faces"),
+    ("search", "Search"),
     ("people", "People"),
     ("jobs", "Jobs"),
     ("galleries", "Galleries"),
@@ -25,6 +27,7 @@ NAV = (
     ("audit", "Audit"),
 )
 ADMIN_ONLY = frozenset({"keys", "audit"})
+OPERATOR_ONLY = frozenset({"search"})
 ALL_SITES_ONLY = frozenset({"jobs", "keys", "audit"})
 """Pages that span every site: a site-restricted key is not offered them (central would refuse it)."""
 
@@ -51,7 +54,9 @@ def page(request: Request[Any, Any, Any], template: str, status: int = 200, **co
     nav = [
         (slug, title)
         for slug, title in NAV
-        if (mine.admin or slug not in ADMIN_ONLY) and (mine.all_sites or slug not in ALL_SITES_ONLY)
+        if (mine.admin or slug not in ADMIN_ONLY)
+        and (mine.all_sites or slug not in ALL_SITES_ONLY)
+        and (mine.operate or slug not in OPERATOR_ONLY)
     ]
     return Template(
         template_name=f"{template}.html.j2",

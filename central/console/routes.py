@@ -24,7 +24,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from central.auth.errors import AuthError
 from central.console.live import console_live
-from central.console.pages import events, fleet, galleries, keys, notify, people, signin, sites
+from central.console.pages import events, fleet, galleries, keys, loop, notify, people, signin, sites
 from central.console.security import COOKIE, CSRF_FIELD, CSRF_HEADER, origin_allowed
 from central.console.service import ConsoleService
 from central.console.templating import STATIC
@@ -124,9 +124,14 @@ def console_router(csp: str, upload_bytes: int, zip_bytes: int) -> Router:
             *sites.ROUTES,
             *keys.ROUTES,
             *notify.ROUTES,
+            *loop.ROUTES,
             signin.sign_out,
             console_live,
-            Router("/", route_handlers=people.UPLOAD_ROUTES, request_max_body_size=upload_bytes),
+            Router(
+                "/",
+                route_handlers=[*people.UPLOAD_ROUTES, *loop.UPLOAD_ROUTES],
+                request_max_body_size=upload_bytes,
+            ),
             Router("/", route_handlers=people.ZIP_ROUTES, request_max_body_size=zip_bytes),
         ],
         guards=[signed_in],

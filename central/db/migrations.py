@@ -20,6 +20,7 @@ import psycopg
 
 from central.db import repository as repo
 from central.db.partitions import ensure_event_partitions
+from central.db.vectors import ensure_vector_search
 from common.errors import FacegateError
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def migrate(
 ) -> list[str]:
     """Apply the pending migrations of `directory` to the database at `dsn`; return their names.
 
-    Then make sure the monthly event partitions around `now` (default: the current time) exist.
+    Then make sure the monthly event partitions around `now` (default: the current time) exist, and
+    pgvector search is on where the server offers the extension (central/db/vectors.py).
     Waits at most `lock_timeout_s` for another runner to finish.
     """
     migrations = load_migrations(directory)
@@ -86,6 +88,7 @@ def migrate(
                 done = [_apply(conn, m) for m in migrations if m.name not in applied]
                 if repo.has_events_table(conn):
                     ensure_event_partitions(conn, now or datetime.now(UTC))
+                ensure_vector_search(conn)
             finally:
                 repo.unlock_session(conn, MIGRATION_LOCK_KEY)
     except psycopg.OperationalError as err:

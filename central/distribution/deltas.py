@@ -8,6 +8,8 @@ later version of the same gallery, so edges applying the deltas in order reach e
 set; the versions in between only lack a template that is going away. Face data is thus never read
 from anywhere but live `templates` rows: an erased person's embeddings are never sent again.
 A change of scope (`sites`) publishes an empty delta, so versions stay gap-free on the edges.
+Negatives (gallery-change/1.1) are read the same way from `person_negatives`: one deleted since (cap,
+erase) is left out, and its deletion travels in a later delta.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from central.distribution import repository as repo
-from common.messages import GalleryChange, GalleryManifest, Template
+from common.messages import GalleryChange, GalleryManifest, Negative, Template
 
 log = logging.getLogger("central.distribution")
 
@@ -56,6 +58,8 @@ async def build_deltas(
     rows = await repo.changes(conn, gallery.id, after, upto, limit)
     wanted = sorted({t for _, body, _ in rows for t in body.get("upserts", ())})
     found = await repo.templates(conn, wanted, gallery.model_id) if wanted else {}
+    wanted_negatives = sorted({n for _, body, _ in rows for n in body.get("negatives", ())})
+    negatives = await repo.negatives(conn, wanted_negatives, gallery.model_id) if wanted_negatives else {}
     deltas: list[GalleryChange] = []
     for version, body, created_at in rows:
         upserts = [
@@ -78,6 +82,12 @@ async def build_deltas(
                 upserts=upserts,
                 deleted_templates=list(body.get("deleted_templates", ())),
                 deleted_people=list(body.get("deleted_people", ())),
+                negatives=[
+                    Negative(person_id=negatives[n][0], negative_id=n, embedding=negatives[n][1])
+                    for n in body.get("negatives", ())
+                    if n in negatives
+                ],
+                deleted_negatives=list(body.get("deleted_negatives", ())),
             )
         )
     return deltas

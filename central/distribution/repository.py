@@ -37,6 +37,9 @@ SELECT version, change, created_at FROM gallery_changes
 _TEMPLATES = """
 SELECT id::text, person_id::text, embedding FROM templates WHERE id = ANY(%s::uuid[]) AND model_id = %s
 """
+_NEGATIVES = """
+SELECT id::text, person_id::text, embedding FROM person_negatives WHERE id = ANY(%s::uuid[]) AND model_id = %s
+"""
 _NEWEST_SNAPSHOT = """
 SELECT version, object_key, sha256::text, template_count, created_at FROM snapshots
  WHERE gallery_id = %s AND version <= %s ORDER BY version DESC LIMIT 1
@@ -156,6 +159,14 @@ async def templates(
     """{template id: (person id, embedding)} of the templates of `ids` of `model_id` that still exist."""
     cur = await conn.execute(_TEMPLATES, (list(ids), model_id))
     return {tid: (pid, bytes(emb)) for tid, pid, emb in await cur.fetchall()}
+
+
+async def negatives(
+    conn: AsyncConnection[Any], ids: Sequence[str], model_id: str
+) -> dict[str, tuple[str, bytes]]:
+    """{negative id: (person id, embedding)} of the negatives of `ids` of `model_id` that still exist."""
+    cur = await conn.execute(_NEGATIVES, (list(ids), model_id))
+    return {nid: (pid, bytes(emb)) for nid, pid, emb in await cur.fetchall()}
 
 
 # --- stored snapshots --------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The bodies of galleries' gap-free version logs (appended by central/galleries/repository.py).
 
 A change row's `change` is `{"upserts": [template ids], "deleted_templates": [template ids],
-"deleted_people": [person ids]}` and, for a change of scope, `"sites": [site ids]`. Upserts also name
-their person in `"owners": {template id: person id}`, so a replay can apply `deleted_people` to
-templates whose rows were deleted since (central/galleries/replay.py); bodies without it still replay.
+"deleted_people": [person ids]}` and, for a change of scope, `"sites": [site ids]`; a correction adds
+`"negatives": [negative ids]` and `"deleted_negatives": [negative ids]` (person_negatives rows).
+Upserts also name their person in `"owners": {template id: person id}`, so a replay can apply
+`deleted_people` to templates whose rows were deleted since (central/galleries/replay.py); bodies
+without it still replay.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def change_body(
     sites: Sequence[str] | None = None,
     *,
     owners: Mapping[UUID, UUID] | None = None,
+    negatives: Sequence[UUID] = (),
+    deleted_negatives: Sequence[UUID] = (),
 ) -> dict[str, Any]:
     """A change row's body; `owners` maps upserted template ids to their person ids."""
     body: dict[str, Any] = {
@@ -29,6 +33,9 @@ def change_body(
     }
     if sites is not None:
         body["sites"] = sorted(sites)
+    if negatives or deleted_negatives:
+        body["negatives"] = [str(n) for n in negatives]
+        body["deleted_negatives"] = [str(n) for n in deleted_negatives]
     if owners:
         body["owners"] = {str(t): str(owners[t]) for t in upserts if t in owners}
     return body

@@ -261,8 +261,14 @@ async def record_person_change(
     upserts: Sequence[UUID] = (),
     deleted_templates: Sequence[UUID] = (),
     deleted_person: bool = False,
+    negatives: Sequence[UUID] = (),
+    deleted_negatives: Sequence[UUID] = (),
+    negatives_model: str | None = None,
 ) -> dict[str, int]:
     """Append one change to every gallery that holds the person; returns {gallery id: new version}.
+
+    `negatives` (of model `negatives_model`) go to the galleries of that model; deleted negatives to
+    every gallery of the person.
 
     Upserted templates go only to galleries of the same model id (a template is never compared with
     another model's); call this after inserting them. Deleted template ids and a deleted person go to
@@ -277,13 +283,16 @@ async def record_person_change(
     versions: dict[str, int] = {}
     for gallery_id, model_id in galleries:
         mine = [t for t in upserts if models.get(t) == model_id]
-        if not (mine or deleted_templates or deleted_person):
+        added = list(negatives) if negatives_model == model_id else []
+        if not (mine or deleted_templates or deleted_person or added or deleted_negatives):
             continue
         body = change_body(
             mine,
             deleted_templates,
             [person_id] if deleted_person else [],
             owners=dict.fromkeys(mine, person_id),
+            negatives=added,
+            deleted_negatives=deleted_negatives,
         )
         versions[gallery_id] = await append_change(conn, gallery_id, body)
     return versions
@@ -337,6 +346,18 @@ async def snapshot_templates(
     """(template id, person id, embedding size, embedding) of the templates of `model_id`, by id."""
     rows = await (await conn.execute(_TEMPLATES, (list(templates), model_id))).fetchall()
     return [(t, p, int(size), bytes(e)) for t, p, size, e in rows]
+
+
+async def snapshot_negatives(
+    conn: AsyncConnection[Any], people: Sequence[str], model_id: str
+) -> list[tuple[str, str, bytes]]:
+    """(negative id, person id, embedding) of the negatives of `people` of `model_id`, by id."""
+    cur = await conn.execute(
+        "SELECT id::text, person_id::text, embedding FROM person_negatives"
+        " WHERE person_id = ANY(%s::uuid[]) AND model_id = %s ORDER BY id",
+        (list(people), model_id),
+    )
+    return [(n, p, bytes(e)) for n, p, e in await cur.fetchall()]
 
 
 async def embedding_size_of(conn: AsyncConnection[Any], model_id: str) -> int | None:

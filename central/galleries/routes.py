@@ -160,7 +160,7 @@ async def snapshot(
     ] = None,
     if_none_match: Annotated[str | None, HeaderParameter(name="If-None-Match")] = None,
 ) -> Response[bytes]:
-    """The snapshot file of `version` (MessagePack, "facegate.gallery-snapshot/1"). 410 when that
+    """The snapshot file of `version` (MessagePack, "facegate.gallery-snapshot/1.1"). 410 when that
     version was never stored and its templates were deleted since: fetch the current version.
     For edges and operator or admin keys: a snapshot holds templates (biometric data), which viewers
     may not take away."""

@@ -210,6 +210,9 @@ class GalleryService:
         upserts: Sequence[UUID] = (),
         deleted_templates: Sequence[UUID] = (),
         deleted_person: bool = False,
+        negatives: Sequence[UUID] = (),
+        deleted_negatives: Sequence[UUID] = (),
+        negatives_model: str | None = None,
     ) -> dict[str, int]:
         """Append one change to every gallery of the person, in the caller's transaction (see
         central/galleries/repository.py `record_person_change`); returns {gallery id: new version}."""
@@ -219,6 +222,9 @@ class GalleryService:
             upserts=upserts,
             deleted_templates=deleted_templates,
             deleted_person=deleted_person,
+            negatives=negatives,
+            deleted_negatives=deleted_negatives,
+            negatives_model=negatives_model,
         )
 
     async def store_snapshot(

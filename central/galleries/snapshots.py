@@ -2,10 +2,12 @@
 
 The snapshot of version v holds the templates the log's versions 1..v leave in the gallery
 (central/galleries/replay.py), each with its person id and embedding, encoded as one MessagePack
-document (common.messages.Snapshot, "facegate.gallery-snapshot/1"). It is read in one REPEATABLE READ
+document (common.messages.Snapshot, "facegate.gallery-snapshot/1.1"). It is read in one REPEATABLE READ
 transaction, so it is consistent even while changes are appended. Its `created` time is the time
 version v was appended (the gallery's creation for version 0) and templates are sorted by id, so
-building one version twice gives the same bytes and sha256.
+building one version twice gives the same bytes and sha256, unless negatives changed in between: 1.1
+adds the negative examples its people have when it is built (sorted by id). A negative added after
+version v is in a later delta too, which an edge applies idempotently (replace by id).
 
 Stored under `snapshots/{gallery}/{version}.msgpack` with a `snapshots` row (sha256, size, count; its SQL
 is in central/galleries/repository.py) and reused: a stored object is read back and checked against the
@@ -35,7 +37,7 @@ from central.galleries.repository import Gallery
 from central.galleries.schemas import SnapshotRead
 from central.storage import ObjectNotFound, ObjectStore, snapshot_key
 from common.errors import FacegateError
-from common.messages import Snapshot, SnapshotTemplate, encode_snapshot
+from common.messages import Negative, Snapshot, SnapshotTemplate, encode_snapshot
 from common.models.manifest import DEFAULT_MODELS, ModelManifest
 
 log = logging.getLogger("central.galleries.snapshots")
@@ -115,6 +117,8 @@ class Snapshots:
             known = await repo.template_owners(conn, missing) if missing else {}
             held = await anyio.to_thread.run_sync(replay, bodies, known)
             rows = await repo.snapshot_templates(conn, sorted(held), gallery.model_id)
+            people = sorted({p for _, p, _, _ in rows})
+            negatives = await repo.snapshot_negatives(conn, people, gallery.model_id) if people else []
             size = rows[0][2] if rows else await self._embedding_size(conn, gallery.model_id)
         if len(rows) != len(held):
             raise Gone(
@@ -129,6 +133,7 @@ class Snapshots:
             embedding_size=size,
             created=created,
             templates=[SnapshotTemplate(person_id=p, template_id=t, embedding=e) for t, p, _, e in rows],
+            negatives=[Negative(person_id=p, negative_id=n, embedding=e) for n, p, e in negatives],
         )
 
     async def _embedding_size(self, conn: AsyncConnection[Any], model_id: str) -> int:

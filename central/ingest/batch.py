@@ -2,7 +2,8 @@
 
 `store_crops` puts the crops of events that are new and whose person is not erased, in parallel threads,
 before the commit (so a committed row never names a missing crop). `commit` then writes, in one
-transaction: the dead letters, the events (idempotent on the event id), tombstones for events naming an
+transaction: the dead letters, the events (idempotent on the event id) and their embeddings
+(`event_embeddings`, facegate.event/1.1; none for an erased person), tombstones for events naming an
 erased person (row kept with `erased_at` set, no crop; a crop stored meanwhile is queued in
 `pending_deletions`). The people named are locked FOR SHARE first, so an erase (which locks the person
 FOR UPDATE) runs wholly before or wholly after the batch. The SQL is in central/ingest/repository.py.
@@ -18,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio.to_thread
+import numpy as np
 import psycopg
 from psycopg import AsyncConnection
 
@@ -110,10 +112,31 @@ async def commit(
     if erased:
         result.erased = {e.id for e in result.rows if e.person_id in erased}
     result.crops = {i: k for i, k in crops.items() if i in inserted}
+    await repo.insert_embeddings(conn, embedding_rows(result.rows, erased))
     await repo.write_dead_letters(conn, result.dead)
     if in_commit is not None and result.rows:
         await in_commit(conn, [e for e in result.rows if e.id not in result.erased], result.crops)
     return result
+
+
+def embedding_rows(events: Sequence[IngestEvent], erased: set[UUID | None]) -> list[dict[str, Any]]:
+    """The `event_embeddings` rows of newly stored events: L2-normalised; none for an erased person's
+    event, nor for a vector that is not finite or is all zeros (logged)."""
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        if event.embedding is None or event.person_id in erased:
+            continue
+        vector = np.frombuffer(event.embedding.vector, dtype="<f4").astype(np.float64)
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(norm) or norm < 1e-6:
+            log.warning("ingest_embedding_dropped", extra={"event": str(event.id)})
+            continue
+        rows.append({
+            "id": event.id, "ts": event.ts, "site": event.site, "edge": event.edge, "camera": event.camera,
+            "person_id": event.person_id, "model": event.embedding.model,
+            "embedding": (vector / norm).tolist(),
+        })  # fmt: skip
+    return rows
 
 
 async def _insert(

@@ -36,6 +36,14 @@ SELECT u.id, u.ts, now(), u.site, u.edge, u.camera, u.seq, u.track_id, u.kind, u
  ORDER BY u.id  -- batches committing at once claim ids in one order: they wait, never deadlock
 RETURNING id
 """
+_EMBEDDINGS = """
+INSERT INTO event_embeddings (event_id, ts, site_id, edge_id, camera, person_id, model_id, embedding)
+SELECT u.id, u.ts, u.site, u.edge, u.camera, u.person_id, u.model, u.embedding
+  FROM json_to_recordset(%s::json)
+    AS u(id uuid, ts timestamptz, site text, edge text, camera text, person_id uuid, model text,
+         embedding real[])
+ON CONFLICT (event_id) DO NOTHING
+"""
 _ONLINE = """
 UPDATE edges SET status = 'online', last_seen = now(), software_version = %(software)s,
        detector_model = %(detector)s, recognizer_model = %(recognizer)s, gallery_versions = %(galleries)s
@@ -55,7 +63,12 @@ async def insert_events(
 ) -> set[UUID]:
     """Insert `events` (their crops' bytes left out) with the crop key of each id in `crops`, as
     tombstones when their person is in `erased`; returns the ids inserted now."""
-    rows = [msgspec.structs.replace(e, crop_jpeg=None) if e.crop_jpeg is not None else e for e in events]
+    rows = [
+        msgspec.structs.replace(e, crop_jpeg=None, embedding=None)
+        if e.crop_jpeg is not None or e.embedding is not None
+        else e
+        for e in events
+    ]
     params = {
         "rows": _json.encode(rows).decode(),
         "crops": _json.encode({str(i): k for i, k in crops.items()}).decode(),
@@ -63,6 +76,12 @@ async def insert_events(
     }
     cur = await conn.execute(_INSERT, params)
     return {row[0] for row in await cur.fetchall()}
+
+
+async def insert_embeddings(conn: AsyncConnection[Any], rows: list[dict[str, Any]]) -> None:
+    """Store event embeddings (`rows`: id, ts, site, edge, camera, person_id, model, embedding floats)."""
+    if rows:
+        await conn.execute(_EMBEDDINGS, (_json.encode(rows).decode(),))
 
 
 async def write_dead_letters(conn: AsyncConnection[Any], dead: Sequence[Rejected]) -> None:

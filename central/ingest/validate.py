@@ -31,6 +31,7 @@ import msgspec
 from central.http.request import json_too_deep
 from common.messages import (
     CROP_MAX_BYTES,
+    EMBEDDING_MAX_BYTES,
     MAX_MESSAGE_DEPTH,
     MODEL_MAX_CHARS,
     NAME_MAX_CHARS,
@@ -58,6 +59,17 @@ REJECTABLE = frozenset({"malformed", "topic_mismatch"})
 Not `unknown_edge`: registering the edge later lets its resent events in."""
 
 
+class IngestEmbedding(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """`common.messages.FaceEmbedding` (facegate.event/1.1): float32 bytes and the model that made them."""
+
+    model: Text
+    vector: Annotated[bytes, msgspec.Meta(min_length=4, max_length=EMBEDDING_MAX_BYTES)]
+
+    def __post_init__(self) -> None:
+        if len(self.vector) % 4:
+            raise ValueError("`embedding.vector` must be float32 values (a multiple of 4 bytes)")
+
+
 class IngestEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A facegate.event/1 as central stores it (field names and meaning: `common.messages.Event`; a test
     keeps the two in step). `id` and `ts` are required here: an event without its own id could not be
@@ -82,6 +94,7 @@ class IngestEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     gallery_version: Int32 = 0
     first_seen: AwareTime | None = None
     crop_jpeg: Annotated[bytes, msgspec.Meta(max_length=CROP_MAX_BYTES)] | None = None
+    embedding: IngestEmbedding | None = None  # since 1.1; stored in event_embeddings, not in `events`
 
     def __post_init__(self) -> None:
         if not TS_MIN_YEAR <= self.ts.year <= TS_MAX_YEAR:  # the common case in one comparison
@@ -196,7 +209,16 @@ def event_id(payload: bytes) -> str | None:
 
 
 def _has_nul(event: IngestEvent) -> bool:
-    texts = (event.schema, event.camera, event.model, event.gallery or "", event.site, event.edge)
+    embedding_model = event.embedding.model if event.embedding is not None else ""
+    texts = (
+        event.schema,
+        event.camera,
+        event.model,
+        event.gallery or "",
+        event.site,
+        event.edge,
+        embedding_model,
+    )
     return any("\x00" in text for text in texts)
 
 

@@ -50,6 +50,10 @@ _CROPS = "SELECT crop_key FROM events WHERE person_id = %s AND crop_key IS NOT N
 _TOMBSTONE_EVENTS = (
     "UPDATE events SET erased_at = now(), crop_key = NULL WHERE person_id = %s AND erased_at IS NULL"
 )
+_ERASE_EMBEDDINGS = """
+DELETE FROM event_embeddings WHERE person_id = %s
+    OR event_id IN (SELECT id FROM events WHERE person_id = %s AND erased_at IS NULL)
+"""
 _SNAPSHOTS = "DELETE FROM snapshots WHERE gallery_id = ANY(%s) RETURNING object_key"
 # Galleries the person left before (their removal wrote deleted_people): older stored snapshots of
 # those still hold the person's embeddings. A scan of the change log; erasure is rare.
@@ -259,15 +263,19 @@ async def crop_keys(conn: AsyncConnection[Any], person_id: UUID) -> list[str]:
 
 
 async def tombstone_events(conn: AsyncConnection[Any], person_id: UUID) -> int:
-    """Mark the person's events erased (crop key cleared); returns how many."""
+    """Mark the person's events erased (crop key cleared) and delete their embeddings (those of events
+    the edge matched to the person, and of events an operator attributed to them); returns how many."""
+    await conn.execute(_ERASE_EMBEDDINGS, (person_id, person_id))
     return (await conn.execute(_TOMBSTONE_EVENTS, (person_id,))).rowcount
 
 
 async def delete_face_data(conn: AsyncConnection[Any], person_id: UUID) -> tuple[int, int]:
-    """Delete the person's templates, enrollment photos and gallery memberships; (templates, photos)."""
+    """Delete the person's templates, enrollment photos, negative examples and gallery memberships;
+    (templates, photos)."""
     templates = (await conn.execute("DELETE FROM templates WHERE person_id = %s", (person_id,))).rowcount
     photos = (await conn.execute("DELETE FROM enrollment_photos WHERE person_id = %s", (person_id,))).rowcount
     await conn.execute("DELETE FROM gallery_people WHERE person_id = %s", (person_id,))
+    await conn.execute("DELETE FROM person_negatives WHERE person_id = %s", (person_id,))
     return templates, photos
 
 

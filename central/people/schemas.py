@@ -86,3 +86,6 @@ class EraseReport(msgspec.Struct, frozen=True):
     objects_deleted: int
     gallery_versions: dict[str, int]
     already_erased: bool = False
+    sightings: int = 0
+    """Unknown events whose face matched the person's templates (at least the match threshold): their
+    embeddings and crops were removed too (docs/operator-loop.md)."""

@@ -34,6 +34,7 @@ from central.distribution.service import DistributionService
 from central.errors import NotFound, Unavailable
 from central.galleries.service import GalleryService
 from central.people import repository as repo
+from central.people import sightings
 from central.people.schemas import (
     EraseReport,
     PersonCreate,
@@ -60,7 +61,9 @@ class PeopleService:
         cleanup: CleanupService,
         *,
         presign_ttl_s: int,
+        sighting_threshold: float = 0.363,
     ) -> None:
+        self.sighting_threshold = sighting_threshold  # erase: unknown sightings this close go too
         self.pool = pool
         self.store = store
         self.galleries = galleries
@@ -95,6 +98,14 @@ class PeopleService:
             return {}
         async with self.pool.connection() as conn:
             return await repo.names(conn, ids)
+
+    async def find(self, external_id: str, principal: Principal | None = None) -> PersonRead:
+        """The live person with `external_id` (the console's forms name people so); NotFound."""
+        async with self.pool.connection() as conn:
+            found = await repo.find_by_external_id(conn, external_id)
+        if found is None:
+            raise NotFound(f"no person with external id {external_id!r}", code="person_not_found")
+        return await self.get(found, principal)
 
     async def get(self, person_id: UUID, principal: Principal | None = None) -> PersonRead:
         """The live person; NotFound `person_not_found` (also for an erased one, and for one that a
@@ -164,13 +175,21 @@ class PeopleService:
         versions = await self.galleries.record_person_change(conn, person_id, deleted_person=True)
         crops = await repo.crop_keys(conn, person_id)
         events = await repo.tombstone_events(conn, person_id)
+        found = await sightings.matching_sightings(conn, person_id, self.sighting_threshold)
+        crops += await sightings.drop_sightings(conn, sorted(found))
         templates, photos = await repo.delete_face_data(conn, person_id)
         galleries = sorted({*versions, *left})
         await self.distribution.queue_erase(conn, person_id, galleries)  # erase commands to their edges
         snapshots = await repo.delete_snapshots(conn, galleries)
         await repo.tombstone(conn, person_id)
         await self.cleanup.queue(conn, person_id, [*crops, *snapshots], [person_photos_prefix(person_id)])
-        counts = {"templates": templates, "photos": photos, "events": events, "snapshots": len(snapshots)}
+        counts = {
+            "templates": templates,
+            "photos": photos,
+            "events": events,
+            "snapshots": len(snapshots),
+            "sightings": len(found),
+        }
         await audit.record(
             conn,
             principal,
@@ -179,7 +198,9 @@ class PeopleService:
             person_id,
             details={**counts, "gallery_versions": versions},
         )
-        return EraseReport(person_id, templates, photos, events, len(snapshots), 0, versions)
+        return EraseReport(
+            person_id, templates, photos, events, len(snapshots), 0, versions, sightings=len(found)
+        )
 
     async def delete_template(
         self, principal: Principal, person_id: UUID, template_id: UUID

@@ -109,6 +109,12 @@ async def drop_partition(
         ).format(table)
     )
     queued = cur.rowcount
+    for table_of_event in ("event_embeddings", "event_corrections"):  # the operator loop's rows go with it
+        await conn.execute(
+            sql.SQL("DELETE FROM {} WHERE event_id IN (SELECT id FROM {})").format(
+                sql.Identifier(table_of_event), table
+            )
+        )
     await conn.execute("DELETE FROM event_ids WHERE ts >= %s AND ts < %s", (start, end))
     await conn.execute(sql.SQL("ALTER TABLE events DETACH PARTITION {}").format(table))
     await conn.execute(sql.SQL("DROP TABLE {}").format(table))
@@ -119,12 +125,15 @@ async def delete_events(
     conn: AsyncConnection[Any], site: str | None, others: Sequence[str], before: datetime, limit: int
 ) -> tuple[int, int]:
     """Delete at most `limit` events of `site` (None: of every site not in `others`) older than `before`,
-    their ids from the ledger, and queue their crops. Returns (rows, crops queued)."""
+    their ids from the ledger, their embeddings and corrections, and queue their crops. Returns (rows,
+    crops queued)."""
     where = "site_id = %(site)s" if site is not None else "NOT (site_id = ANY(%(others)s))"
     cur = await conn.execute(
         f"WITH gone AS (DELETE FROM events WHERE (id, ts) IN (SELECT id, ts FROM events WHERE {where}"
         " AND ts < %(before)s LIMIT %(limit)s) RETURNING id, crop_key),"
         " ids AS (DELETE FROM event_ids WHERE id IN (SELECT id FROM gone)),"
+        " embeddings AS (DELETE FROM event_embeddings WHERE event_id IN (SELECT id FROM gone)),"
+        " corrections AS (DELETE FROM event_corrections WHERE event_id IN (SELECT id FROM gone)),"
         " queued AS (INSERT INTO pending_deletions (object_key) SELECT crop_key FROM gone"
         " WHERE crop_key IS NOT NULL ON CONFLICT (object_key) DO NOTHING RETURNING 1)"
         " SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM queued)",
@@ -163,6 +172,15 @@ async def delete_rows(
             "DELETE FROM {t} WHERE {k} IN (SELECT {k} FROM {t} WHERE " + where + " LIMIT %(limit)s)"
         ).format(t=sql.Identifier(table), k=sql.Identifier(key)),
         {**params, "limit": limit},
+    )
+    return cur.rowcount
+
+
+async def prune_clusters(conn: AsyncConnection[Any]) -> int:
+    """Delete the open unknown-face clusters none of whose sightings is kept any more."""
+    cur = await conn.execute(
+        "DELETE FROM unknown_clusters c WHERE status = 'open'"
+        " AND NOT EXISTS (SELECT 1 FROM event_embeddings e WHERE e.cluster_id = c.id)"
     )
     return cur.rowcount
 

@@ -153,6 +153,11 @@ class RetentionRunner:
                 self.metrics.objects.inc(queued)
                 if rows < self.settings.batch:
                     break
+        async with self.pool.connection() as conn:
+            pruned = await repo.prune_clusters(conn)
+        if pruned:
+            removed.add("unknown_clusters", pruned)
+            self.metrics.rows.labels("unknown_clusters").inc(pruned)
 
     async def _crops(self, policies: Policies, now: datetime, removed: Removed) -> None:
         sites = list(policies.sites)

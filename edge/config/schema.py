@@ -126,6 +126,8 @@ class Thresholds(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     match: Cosine | None = None  # None: the recognizer's published threshold (SFace 0.363)
     margin: Annotated[float, msgspec.Meta(ge=0.0, le=2.0)] = 0.05  # best person minus second best
+    # veto P when max cos(face, P's negatives) >= P's score - negative_margin (edge/gallery/matcher.py)
+    negative_margin: Annotated[float, msgspec.Meta(ge=-1.0, le=2.0)] = 0.05
     min_quality: Fraction = 0.3  # best face quality a track needs to produce an event
 
 
@@ -160,12 +162,13 @@ class GallerySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class CropSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Face crops attached to events."""
+    """Face crops (and embeddings) attached to events."""
 
     policy: Literal["all", "unknown", "none"] = "all"
     max_bytes: Annotated[int, msgspec.Meta(ge=1000)] = 30000
     jpeg_quality: Annotated[int, msgspec.Meta(ge=1, le=100)] = 85
     max_side: Annotated[int, msgspec.Meta(ge=32)] = 160
+    embedding: bool = True  # events carry the track's best face embedding (facegate.event/1.1)
 
 
 class OutboxSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -36,6 +36,7 @@ from edge.gallery.store import (
     GalleryError,
     GalleryModelError,
     GalleryVersionError,
+    Negatives,
     check_unique,
     connect,
     count_rows,
@@ -45,9 +46,11 @@ from edge.gallery.store import (
     init_meta,
     insert_row,
     read_meta,
+    read_negatives,
     replace_rows,
     set_meta,
     sync_people,
+    write_negatives,
 )
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class Gallery:
         )
         self._dirty = self._closed = False
         self._template_count = 0
+        self._negatives: Negatives = {}
         self.index_builds = 0  # indexes this object built from vectors (a loaded one does not count)
 
     @classmethod
@@ -89,6 +93,7 @@ class Gallery:
         try:
             gallery = cls(db, path, settings or IndexSettings(), init_meta(db, gallery_id, model_id, dim))
             gallery._view = gallery._load_or_build()
+            gallery._negatives = read_negatives(db, gallery._dim)
         except BaseException:
             db.close()
             raise
@@ -116,6 +121,14 @@ class Gallery:
                 )
             return self._view.search(queries, k)
 
+    def negatives(self, person_id: str) -> NDArray[np.float32] | None:
+        """The person's negative examples (n x d, normalised), or None when they have none."""
+        return self._negatives.get(person_id)
+
+    @property
+    def negative_count(self) -> int:
+        return sum(len(v) for v in self._negatives.values())
+
     def apply_delta(self, change: GalleryChange) -> None:
         """Apply the delta from `version - 1` to `version` atomically; refuse any other version."""
         with self._write_lock:
@@ -131,9 +144,11 @@ class Gallery:
                 changes = self._write(
                     change.upserts, vectors, change.deleted_templates, change.deleted_people
                 )
+                write_negatives(self._db, change.negatives, change.deleted_negatives, change.deleted_people)
                 set_meta(self._db, version=change.version, embedding_size=dim)
             self._version, self._dim = change.version, dim
             self._apply(changes)
+            self._reload_negatives()
 
     def erase_person(self, person_id: str) -> int:
         """Remove a person's templates at once (an erase command); the version stays. Returns how many."""
@@ -142,8 +157,10 @@ class Gallery:
             count = int(self._db.table("templates").count_where("person_id = ?", [person_id]))
             with self._db.atomic():
                 changes = self._write([], np.zeros((0, self._dim), np.float32), [], [person_id])
+                write_negatives(self._db, [], [], [person_id])
                 set_meta(self._db)
             self._apply(changes)
+            self._reload_negatives()
             return count
 
     def replace_with_snapshot(self, snapshot: Snapshot, *, allow_older: bool = False) -> None:
@@ -171,12 +188,15 @@ class Gallery:
             self._dirty = True
             with self._db.atomic():
                 replace_rows(self._db, snapshot, people)
+                self._db.execute("DELETE FROM negatives")
+                write_negatives(self._db, snapshot.negatives, [], [])
                 set_meta(self._db, version=snapshot.version, embedding_size=snapshot.embedding_size)
             self._version, self._dim = snapshot.version, snapshot.embedding_size
             self._template_count = len(rows)
             self._save(view)
             with self._lock:
                 self._view = view
+            self._reload_negatives()
 
     def close(self) -> None:
         """Save the hnswlib index when deltas changed it, and close the database."""
@@ -232,6 +252,12 @@ class Gallery:
             affected.add(t.person_id)
         means = sync_people(db, sorted(affected))
         return means if self._settings.person_match == "mean" else changes
+
+    def _reload_negatives(self) -> None:
+        """After a write committed: the negatives from the database (few: capped per person)."""
+        negatives = read_negatives(self._db, self._dim)
+        with self._lock:
+            self._negatives = negatives
 
     def _apply(self, changes: IndexChanges) -> None:
         """After commit: change the index in place, or rebuild it from the database when that is better."""

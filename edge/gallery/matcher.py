@@ -5,11 +5,16 @@ returns one hit per person). The best person is matched when their score reaches
 beats the second-best *person* by at least `margin`; otherwise the face is unknown, and `reason`
 says why. When every one of the k hits is the same person, the search is widened once (8·k) so
 that the second-best person, and with it the margin, is real rather than missing.
+
+Negative examples (a face an operator said is *not* P, gallery-change/1.1) veto a candidate: P is
+vetoed when max cos(face, P's negatives) >= P's score - `negative_margin`. The next person in the
+ranking is then the candidate, and must pass the threshold and beat the person after them by `margin`
+(vetoed ones are left out); otherwise the face is unknown with reason "vetoed".
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -18,7 +23,7 @@ from numpy.typing import NDArray
 
 from edge.gallery.index import Hit
 
-MatchReason = Literal["matched", "below_threshold", "ambiguous", "empty_gallery"]
+MatchReason = Literal["matched", "below_threshold", "ambiguous", "empty_gallery", "vetoed"]
 WIDEN = 8
 
 
@@ -26,6 +31,8 @@ class Searcher(Protocol):
     """What the matcher needs of a gallery (edge.gallery.cache.Gallery is one)."""
 
     def search(self, vectors: NDArray[np.float32], k: int) -> list[list[Hit]]: ...
+
+    def negatives(self, person_id: str) -> NDArray[np.float32] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +46,18 @@ class Match:
 class Matcher:
     """Decides matches against a gallery; thread-safe as long as the gallery's search is."""
 
-    def __init__(self, gallery: Searcher, threshold: float, margin: float, top_k: int = 5) -> None:
+    def __init__(
+        self,
+        gallery: Searcher,
+        threshold: float,
+        margin: float,
+        top_k: int = 5,
+        negative_margin: float = 0.05,
+    ) -> None:
         if top_k < 1 or margin < 0:
             raise ValueError("top_k must be at least 1 and margin at least 0")
         self.gallery, self.threshold, self.margin, self.top_k = gallery, threshold, margin, top_k
+        self.negative_margin = negative_margin
 
     def match(self, vector: NDArray[np.float32]) -> Match:
         """The decision for one embedding (any length; normalised by the gallery)."""
@@ -56,23 +71,47 @@ class Matcher:
         if narrow:
             for n, hits in zip(narrow, self.gallery.search(queries[narrow], self.top_k * WIDEN), strict=True):
                 results[n] = hits
-        return [decide(hits, self.threshold, self.margin) for hits in results]
+        return [self._decide(hits, query) for hits, query in zip(results, queries, strict=True)]
+
+    def _decide(self, hits: Sequence[Hit], query: NDArray[np.float32]) -> Match:
+        match = decide(hits, self.threshold, self.margin)
+        if match.person_id is None or self.gallery.negatives(match.person_id) is None:
+            return match  # the common case: no negatives in the way
+        unit = query / max(float(np.linalg.norm(query)), 1e-12)
+
+        def vetoed(person: str, score: float) -> bool:
+            negatives = self.gallery.negatives(person)
+            return negatives is not None and float(np.max(negatives @ unit)) >= score - self.negative_margin
+
+        return decide(hits, self.threshold, self.margin, vetoed)
 
 
-def decide(hits: Sequence[Hit], threshold: float, margin: float) -> Match:
-    """Group hits by person (each person's best similarity) and apply threshold and margin."""
+def decide(
+    hits: Sequence[Hit],
+    threshold: float,
+    margin: float,
+    vetoed: Callable[[str, float], bool] | None = None,
+) -> Match:
+    """Group hits by person (each person's best similarity), leave out the persons `vetoed` says
+    (in rank order, until the first one that is not), then apply threshold and margin."""
     best: dict[str, float] = {}
     for hit in hits:
         best[hit.person_id] = max(hit.similarity, best.get(hit.person_id, -2.0))
     if not best:
         return Match(None, 0.0, None, "empty_gallery")
     ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
-    person, score = ranked[0]
-    second = ranked[1][1] if len(ranked) > 1 else None
+    skipped = 0
+    while vetoed is not None and skipped < len(ranked) and vetoed(*ranked[skipped]):
+        skipped += 1
+    if skipped == len(ranked):
+        return Match(None, ranked[0][1], None, "vetoed")
+    person, score = ranked[skipped]
+    rest = ranked[skipped + 1 :]
+    second = rest[0][1] if rest else None
     if score < threshold:
-        return Match(None, score, second, "below_threshold")
+        return Match(None, score, second, "vetoed" if skipped else "below_threshold")
     if second is not None and score - second < margin:
-        return Match(None, score, second, "ambiguous")
+        return Match(None, score, second, "vetoed" if skipped else "ambiguous")
     return Match(person, score, second, "matched")
 
 

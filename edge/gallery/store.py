@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from common.embedding import EPS, l2_normalize
 from common.errors import FacegateError
-from common.messages import Snapshot
+from common.messages import Negative, Snapshot
 from edge.gallery.index import IndexChanges, IndexSettings, IndexStamp
 
 SCHEMA = """
@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS templates (
     label INTEGER PRIMARY KEY AUTOINCREMENT, template_id TEXT NOT NULL UNIQUE,
     person_id TEXT NOT NULL, model TEXT NOT NULL, embedding BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS templates_person ON templates (person_id);
+CREATE TABLE IF NOT EXISTS negatives (
+    negative_id TEXT PRIMARY KEY, person_id TEXT NOT NULL, embedding BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS negatives_person ON negatives (person_id);
 """
 
 
@@ -167,6 +170,35 @@ def replace_rows(db: sqlite_utils.Database, snapshot: Snapshot, people: dict[str
         for n, t in enumerate(snapshot.templates, 1)
     )
     db.table("templates").insert_all(rows, batch_size=1000)
+
+
+Negatives = dict[str, NDArray[np.float32]]
+"""Each person's negative examples (gallery-change/1.1): an n x d matrix of normalised rows."""
+
+
+def write_negatives(
+    db: sqlite_utils.Database, upserts: Sequence[Negative], deleted: Sequence[str], gone: Sequence[str]
+) -> None:
+    """In the caller's transaction: delete the negatives of people `gone` and the ids `deleted`, then
+    insert or replace `upserts`."""
+    for person in gone:
+        db.execute("DELETE FROM negatives WHERE person_id = ?", [person])
+    for negative_id in deleted:
+        db.execute("DELETE FROM negatives WHERE negative_id = ?", [negative_id])
+    for n in upserts:
+        db.execute(
+            "INSERT OR REPLACE INTO negatives (negative_id, person_id, embedding) VALUES (?, ?, ?)",
+            [n.negative_id, n.person_id, n.embedding],
+        )
+
+
+def read_negatives(db: sqlite_utils.Database, dim: int) -> Negatives:
+    """Every person's negatives, normalised; rows of another size than `dim` are skipped."""
+    rows: dict[str, list[NDArray[np.float32]]] = {}
+    for person, blob in db.execute("SELECT person_id, embedding FROM negatives ORDER BY negative_id"):
+        if dim and len(blob) == 4 * dim:
+            rows.setdefault(person, []).append(np.frombuffer(blob, dtype="<f4").astype(np.float32))
+    return {person: l2_normalize(np.stack(vectors)) for person, vectors in rows.items()}
 
 
 def sync_people(db: sqlite_utils.Database, persons: Sequence[str]) -> IndexChanges:

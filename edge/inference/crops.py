@@ -36,6 +36,7 @@ class CropSettings:
     max_side: int = 160
     max_bytes: int = 30_000
     jpeg_quality: int = 85
+    embedding: bool = True  # events carry the track's best embedding (facegate.event/1.1)
 
 
 def wants_crop(policy: CropPolicy, person_id: str | None) -> bool:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from common.messages import Event, encode
+from common.messages import Event, FaceEmbedding, embedding_bytes, encode
 from common.pipeline.face import Face
 from common.pipeline.pipeline import FacePipeline, Timings
 from common.topics import edge_topic
@@ -234,6 +234,12 @@ class FrameProcessor:
             return frame
         return Frame(frame.camera_id, frame.number, frame.monotonic, frame.wall, image)
 
+    def _embedding(self, te: TrackEvent) -> FaceEmbedding | None:
+        embedder = self.pipeline.embedder
+        if te.embedding is None or embedder is None:
+            return None
+        return FaceEmbedding(model=embedder.model_id, vector=embedding_bytes(te.embedding))
+
     def _write(
         self, te: TrackEvent, offset: tuple[float, float], matchers: list[GalleryMatcher]
     ) -> Event | None:
@@ -257,6 +263,7 @@ class FrameProcessor:
             gallery_version=gm.version if gm else 0,
             first_seen=datetime.fromtimestamp(te.first_seen, UTC),
             crop_jpeg=te.crop_jpeg,
+            embedding=self._embedding(te),
         )
         if not self.outbox.put(event.id, self.camera.id, self.topic, encode(event)):
             log.error("outbox_full_event_dropped", extra={"camera": self.camera.id, "event": event.id})

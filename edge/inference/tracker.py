@@ -87,6 +87,7 @@ class TrackEvent:
     seen_at: float  # wall clock of the frame that made the event
     frames: int  # faces linked to the track so far
     crop_jpeg: bytes | None = field(default=None, repr=False)
+    embedding: Embedding | None = field(default=None, repr=False)  # the best-quality face's
 
 
 def box_iou(a: Box, b: Box) -> float:
@@ -263,4 +264,5 @@ class Tracker:
         return TrackEvent(
             self.camera, track.id, kind, person, track.mean_score(person), track.best_quality,
             track.best_box, track.first_seen, frame.wall, track.frames, crop,
+            track.best[0][1] if track.best and crops.embedding else None,
         )  # fmt: skip

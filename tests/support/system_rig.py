@@ -77,7 +77,7 @@ def write_device_file(edge: EdgeProcess, login: dict[str, str], system: System, 
         "pipeline": {"models_dir": str(system.model_dir), "runtime": {"intra_op_threads": 1}},
         "log_level": "info",
     }
-    edge.config.write_text(yaml.safe_dump(document))
+    edge.config.write_text(yaml.safe_dump({**document, **system.device.get(f"{edge.site}/{edge.edge}", {})}))
 
 
 OBSERVER = "observer"  # the tests' own central-rights login (System.observer)
@@ -96,6 +96,8 @@ class System:
     admin: dict[str, str] = field(default_factory=dict)
     edges: dict[str, EdgeProcess] = field(default_factory=dict)
     logins: dict[str, dict[str, str]] = field(default_factory=dict)
+    device: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per "site/edge", top-level sections replacing those of its device file (write_device_file)."""
 
     @property
     def observer(self) -> Login:
@@ -259,17 +261,20 @@ def running_system(
     model_dir: Path,
     sites: dict[str, list[str]],
     video: Path,
+    *,
     central_extra: dict[str, str] | None = None,
+    device: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[System]:
     """Central (with `central_extra` FACEGATE_* settings), then sites, the gallery `staff` scoped to every
     site and the edges registered through its API, then the broker on the generated files, then the edge
-    daemons; all stopped on exit."""
+    daemons; all stopped on exit. `device`: per "site/edge", device-file sections of its own
+    (System.device)."""
     certs = make_certificates(tmp / "certs")
     login = Login("central", secrets.token_urlsafe(24))
     port = free_port()
     env = central_env(dsn, s3, bucket, model_dir, port, login, certs.cafile) | (central_extra or {})
     central = CentralProcess(env, tmp / "central.log")
-    system = System(tmp, dsn, model_dir, certs, central, login, port)
+    system = System(tmp, dsn, model_dir, certs, central, login, port, device=device or {})
     with ExitStack() as stack:
         stack.callback(system.close)
         central.start()  # migrates the database

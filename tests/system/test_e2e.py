@@ -68,7 +68,9 @@ def system(
             "FACEGATE_NOTIFY_RETRY_S": "1,1,1",
         }
         yield stack.enter_context(
-            running_system(tmp, pg.endpoint.dsn, s3_server, bucket, model_dir, SITES, video, notify)
+            running_system(
+                tmp, pg.endpoint.dsn, s3_server, bucket, model_dir, SITES, video, central_extra=notify
+            )
         )
 
 

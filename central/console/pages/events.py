@@ -15,6 +15,7 @@ from litestar.params import FromPath, Parameter
 from litestar.response import Redirect, Template
 
 from central.console.rendering import page, principal_of
+from central.corrections.service import CorrectionService
 from central.errors import InvalidInput, NotFound
 from central.events.schemas import EventRead
 from central.events.service import EventService
@@ -101,8 +102,10 @@ async def event_page(
     event_id: FromPath[UUID],
     events: NamedDependency[EventService],
     people: NamedDependency[PeopleService],
+    corrections: NamedDependency[CorrectionService],
 ) -> Template:
-    """One event: its crop beside the enrolled photos of who it recognised."""
+    """One event: its crop beside the enrolled photos of who it recognised, its corrections and the
+    forms to correct it (docs/operator-loop.md)."""
     principal = principal_of(request)
     event = await events.get(principal, event_id)
     photos: list[PhotoRead] = []
@@ -113,7 +116,14 @@ async def event_page(
             name = (await people.names([event.person_id])).get(event.person_id)
         except NotFound:
             photos = []  # erased since
-    return page(request, "event", event=event, name=name, photos=photos)
+    made = (await corrections.list_for(principal, event_id)).items
+    now = made[-1].person_id if made else event.person_id
+    names = await people.names(
+        [p for p in {now, *(c.person_id for c in made), *(c.wrong_person_id for c in made)} if p]
+    )
+    return page(
+        request, "event", event=event, name=name, photos=photos, corrections=made, now=now, names=names
+    )
 
 
 @get("/events/{event_id:uuid}/crop")

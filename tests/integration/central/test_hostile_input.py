@@ -159,3 +159,15 @@ def test_input_wrong_type_in_a_body_field_named_like_a_service_is_400(central: C
     assert response.json()["details"] == [
         {"message": "Expected `str`, got `int`", "key": "galleries[0]", "source": "body"}
     ]
+
+
+def test_search_and_clusters_without_pgvector_answer_503_naming_what_to_install(central: Central) -> None:
+    """The shared PostgreSQL has no pgvector: central runs, and the features that need it say so."""
+    files = {"photo": ("q.jpg", b"\xff\xd8\xff not read", "image/jpeg")}
+    answers = [
+        central.client.get("/api/v1/unknown-clusters", headers=central.admin),
+        central.client.post("/api/v1/search", files=files, headers=central.admin),
+    ]
+    for answer in answers:
+        assert (answer.status_code, answer.json()["code"]) == (503, "vector_search_off")
+        assert "pgvector" in answer.json()["message"]

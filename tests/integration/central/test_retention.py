@@ -64,7 +64,26 @@ def insert_events(central: Central, store: ObjectStore) -> list[Row]:
                     " 0.3, 0.9, '{0,0,10,10}', 'sface', %s)",
                     (ident, ts, site, key),
                 )
+                conn.execute(  # the operator loop's rows of the event (issue 15): they go with it
+                    "INSERT INTO event_embeddings (event_id, ts, site_id, edge_id, camera, model_id,"
+                    " embedding) VALUES (%s, %s, %s, 'e', 'cam', 'sface', array_fill(0.1::real, ARRAY[128]))",
+                    (ident, ts, site),
+                )
+                conn.execute(
+                    "INSERT INTO event_corrections (event_id, action, person_id, created_by)"
+                    " VALUES (%s, 'new_person', gen_random_uuid(), 't')",
+                    (ident,),
+                )
                 rows.append(Row(ident, site, age, key))
+        for row in (min(rows, key=lambda r: r.age), max(rows, key=lambda r: r.age)):  # one cluster each
+            cluster = conn.execute(
+                "INSERT INTO unknown_clusters (model_id, centroid, members, first_seen, last_seen)"
+                " VALUES ('sface', array_fill(0.1::real, ARRAY[128]), 1, now(), now()) RETURNING id"
+            ).fetchone()
+            assert cluster is not None
+            conn.execute(
+                "UPDATE event_embeddings SET cluster_id = %s WHERE event_id = %s", (cluster[0], row.id)
+            )
     return rows
 
 
@@ -165,6 +184,9 @@ def test_retention_removes_exactly_what_each_policy_allows_and_drops_old_partiti
     with psycopg.connect(central.settings.database_url) as conn:
         stored = {r[0]: r[1] for r in conn.execute("SELECT id, crop_key FROM events").fetchall()}
         ledger = {r[0] for r in conn.execute("SELECT id FROM event_ids").fetchall()}
+        embedded = {r[0] for r in conn.execute("SELECT event_id FROM event_embeddings").fetchall()}
+        corrected = {r[0] for r in conn.execute("SELECT event_id FROM event_corrections").fetchall()}
+        clusters = conn.execute("SELECT count(*) FROM unknown_clusters").fetchone()
         audit = [r[0] for r in conn.execute("SELECT action FROM audit_log WHERE actor = 't'").fetchall()]
         dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
         deliveries = conn.execute("SELECT status, count(*) FROM deliveries GROUP BY 1 ORDER BY 1").fetchall()
@@ -176,6 +198,8 @@ def test_retention_removes_exactly_what_each_policy_allows_and_drops_old_partiti
             assert (stored[row.id] is not None) == crop_kept, (row.site, row.age)
         assert store.exists(row.key) == crop_kept, (row.site, row.age, row.key)
     assert removed.rows["events"] == sum(1 for r in rows if not keeps(r)[0])
+    assert embedded == corrected == set(stored)  # embeddings and corrections went with their events
+    assert clusters == (1,) and removed.rows["unknown_clusters"] == 1  # the cluster of the oldest sighting
     assert audit == ["x"] and dead == (1,) and deliveries == [("pending", 1), ("sent", 1)]
     metrics = central.client.get("/metrics").text
     assert "facegate_retention_oldest_row_seconds" in metrics

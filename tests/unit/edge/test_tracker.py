@@ -167,6 +167,24 @@ def test_tracker_crop_policy_decides_which_events_carry_a_crop(
         assert decoded is not None and max(decoded.shape[:2]) == 128
 
 
+@pytest.mark.parametrize("send", [True, False])
+def test_tracker_event_carries_best_embedding_unless_turned_off(
+    send: bool, samples: dict[str, SamplePhoto]
+) -> None:
+    photo = load_photo(samples["obama"].path)
+    tracker = Tracker("cam-1", TrackerSettings(crops=CropSettings(policy="none", embedding=send)))
+    events: list[TrackEvent] = []
+    sightings = [sighting(OBAMA, n) for n in range(3)]
+    for n in range(3):
+        box = (371 + 2 * n, 91, 241, 329)
+        events += tracker.update(frame_at(n / 10, photo), [face(box, sightings[n])], [Identity("obama", 0.6)])
+    assert len(events) == 1
+    embedding = events[0].embedding
+    assert (embedding is not None) == send
+    if embedding is not None:  # one of the track's faces (the best-quality one)
+        assert any(np.array_equal(embedding, s) for s in sightings)
+
+
 def test_crop_jpeg_steps_quality_down_to_fit_max_bytes(samples: dict[str, SamplePhoto]) -> None:
     photo = load_photo(samples["grace_hopper"].path)
     region = face_region(photo, np.array([183, 120, 170, 212], np.float32), 0.4)
