@@ -1,6 +1,6 @@
 """Cameras per box: the largest number of 720p cameras one edge box keeps in real time, today's daemon
-(motion gating off, one frame at a time) against the new defaults (motion gating on, frames of all
-cameras batched), on the same streams, in one run.
+(motion gating off, one frame at a time, every model on onnxruntime) against the new defaults (motion
+gating on, frames of all cameras batched, the backend probe), on the same streams, in one run.
 
     python -m bench.cameras_per_box [--counts 2,4,6,8,12,16] [--seconds 40] [--fps-cap 5]
 
@@ -150,6 +150,8 @@ def run_daemon(
         "log_level": "warning",
         "batching": {"max_frames": 1 if mode == "off" else 8},  # today's daemon: one frame at a time
     }
+    if mode == "off":  # today's daemon also ran every model on onnxruntime (no backend probe)
+        device["pipeline"] = {"runtime": {"backend": "onnxruntime"}}
     (run_dir / "device.yaml").write_text(yaml.safe_dump(device))
     facegate = str(Path(sys.executable).parent / "facegate")
     daemon = subprocess.Popen([facegate, "edge", "run", "--config", str(run_dir / "device.yaml")])
@@ -220,7 +222,11 @@ def main() -> int:
     parser.add_argument("--counts", default="2,4,6,8,12,16", help="camera counts to try, in increasing order")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each clip and of each run")
     parser.add_argument("--fps-cap", type=float, default=5.0, help="frames processed per second per camera")
-    parser.add_argument("--modes", default="off,on", help="motion gating off (today's daemon) and on")
+    parser.add_argument(
+        "--modes",
+        default="off,on",
+        help="off: today's daemon (no motion gating, no batching, onnxruntime); on: the new defaults",
+    )
     args = parser.parse_args()
     for tool in ("mosquitto", "ffmpeg"):
         if shutil.which(tool) is None:
