@@ -35,7 +35,7 @@ import httpx
 import psycopg
 import redis
 
-from bench.zip_bombs import central, scratch_services
+from bench.central_rig import central_process, scratch_services
 from central.auth.repository import create_key_sync
 from central.db import migrate
 from common.models.fetch import fetch_models, models_dir
@@ -111,7 +111,7 @@ def run_phase(
         storage = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-store-")))
         with psycopg.connect(dsn) as conn:
             key = create_key_sync(conn, f"bench {name}", "viewer").display
-        url, _ = stack.enter_context(central(dsn, redis_url, storage, env))
+        url, _ = stack.enter_context(central_process(dsn, redis_url, storage, extra=env))
         if redis_url:
             redis.Redis.from_url(redis_url).flushdb()  # no failures left over from an earlier phase
         start = time.perf_counter()

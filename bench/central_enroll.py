@@ -24,17 +24,15 @@ import io
 import itertools
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -42,15 +40,13 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.central_rig import SECRET, central_process, scratch_services  # noqa: E402
 from central.auth.repository import create_key_sync  # noqa: E402
 from central.db import migrate  # noqa: E402
 from common.models.fetch import fetch_models, models_dir  # noqa: E402
 from demo.sample_faces import fetch_samples  # noqa: E402
-from devtools.services import postgres, redis  # noqa: E402
-from devtools.services.ports import free_port  # noqa: E402
 
 DEV_DIR = HERE.parent.parent / "shared" / "data" / "faces-dev"
-SECRET = "bench-secret-key-with-at-least-32-bytes-0123456789"
 HEALTH_EVERY_S = 0.02
 
 
@@ -84,66 +80,6 @@ def photo_files() -> list[Path]:
     if DEV_DIR.is_dir():
         files += sorted(p for p in DEV_DIR.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
     return files
-
-
-@contextmanager
-def scratch_services() -> Any:
-    """(database URL, Redis URL or None): a scratch database and an empty Redis database number."""
-    server = postgres.find_shared()
-    if server is None:
-        raise SystemExit("no PostgreSQL on 127.0.0.1:5432: run scripts/ensure-services.sh")
-    database = postgres.create_database(server)
-    redis_server = redis.find_shared()
-    claimed = redis.claim_database(redis_server) if redis_server is not None else None
-    try:
-        yield database.dsn, claimed.url if claimed else None
-    finally:
-        postgres.drop_database(server, database.dbname)
-        if claimed is not None:
-            redis.release_database(claimed)
-
-
-@contextmanager
-def central_server(dsn: str, redis_url: str | None, storage: Path, workers: int) -> Any:
-    port = free_port()
-    env = dict(
-        os.environ,
-        FACEGATE_DATABASE_URL=dsn,
-        FACEGATE_SECRET_KEY=SECRET,
-        FACEGATE_STORAGE_DIR=str(storage),
-        FACEGATE_MODELS=str(models_dir()),
-        FACEGATE_ENROLL_WORKERS=str(workers),
-        FACEGATE_DUPLICATE_THRESHOLD="2",
-        FACEGATE_RATE_LIMIT_PER_S="100000",
-        FACEGATE_RATE_LIMIT_BURST="100000",
-    )
-    env.pop("FACEGATE_REDIS_URL", None)
-    if redis_url:
-        env["FACEGATE_REDIS_URL"] = redis_url
-    facegate = str(Path(sys.executable).parent / "facegate")
-    cmd = [facegate, "central", "serve", "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"central exited: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("central did not answer /health within 90 s")
 
 
 def bare_pipeline(files: list[Path]) -> float:
@@ -223,7 +159,7 @@ def main() -> int:
         migrate(dsn)
         with psycopg.connect(dsn) as conn:
             key = create_key_sync(conn, "bench", "admin").display
-        url = stack.enter_context(central_server(dsn, redis_url, storage, args.workers))
+        url, _ = stack.enter_context(central_process(dsn, redis_url, storage, workers=args.workers))
         client = stack.enter_context(
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0)
         )

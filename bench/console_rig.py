@@ -6,24 +6,20 @@ a folder object store, central served by uvicorn on a free port, and seed rows (
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import uvicorn
 from psycopg import sql
 
-from central.app import create_app
 from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
 from central.storage import FileSettings
+from devtools.services.central import serve as serve_central
 
 START_TIMEOUT_S = 120.0
 
@@ -55,33 +51,9 @@ def settings_for(dsn: str, folder: Path, models: Path, **overrides: Any) -> Cent
     return replace(base, **overrides)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def serve(settings: CentralSettings) -> Iterator[str]:
-    """Central under uvicorn in a thread: its base URL until the block ends."""
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"central-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError(f"central did not start on port {port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+def serve(settings: CentralSettings) -> AbstractContextManager[str]:
+    """Central under uvicorn in a thread (a big seeded database may take a while to start): its base URL."""
+    return serve_central(settings, START_TIMEOUT_S)
 
 
 def admin_key(dsn: str) -> str:

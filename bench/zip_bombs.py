@@ -29,8 +29,6 @@ import io
 import os
 import statistics
 import struct
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,14 +42,12 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from bench.central_rig import central_process, scratch_services
 from central.auth.repository import create_key_sync
 from central.db import migrate
 from common.models.fetch import fetch_models, models_dir
 from demo.sample_faces import fetch_samples
-from devtools.services import postgres, redis
-from devtools.services.ports import free_port
 
-SECRET = "bench-secret-key-with-at-least-32-bytes-0123456789"
 MIB = 1024 * 1024
 DECLARED = 4096
 PHOTOS = ("obama", "obama2", "biden", "grace_hopper", "obama3")
@@ -152,63 +148,6 @@ def bombs(base: dict[str, bytes], mib: int) -> dict[str, bytes]:
     }
 
 
-@contextmanager
-def scratch_services() -> Iterator[tuple[str, str | None]]:
-    server = postgres.find_shared()
-    if server is None:
-        raise SystemExit("no PostgreSQL on 127.0.0.1:5432: run scripts/ensure-services.sh")
-    database = postgres.create_database(server)
-    redis_server = redis.find_shared()
-    claimed = redis.claim_database(redis_server) if redis_server is not None else None
-    try:
-        yield database.dsn, claimed.url if claimed else None
-    finally:
-        postgres.drop_database(server, database.dbname)
-        if claimed is not None:
-            redis.release_database(claimed)
-
-
-@contextmanager
-def central(
-    dsn: str, redis_url: str | None, storage: Path, extra: dict[str, str] | None = None
-) -> Iterator[tuple[str, int]]:
-    """`facegate central serve` on a free port (`extra`: more environment): its URL and process id."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        FACEGATE_DATABASE_URL=dsn,
-        FACEGATE_SECRET_KEY=SECRET,
-        FACEGATE_STORAGE_DIR=str(storage),
-        FACEGATE_MODELS=str(models_dir()),
-        FACEGATE_ENROLL_WORKERS="2",
-        FACEGATE_DUPLICATE_THRESHOLD="2",
-        FACEGATE_RATE_LIMIT_PER_S="100000",
-        FACEGATE_RATE_LIMIT_BURST="100000",
-    )
-    env.update(extra or {})
-    env.pop("FACEGATE_REDIS_URL", None)
-    if redis_url:
-        env["FACEGATE_REDIS_URL"] = redis_url
-    facegate = str(Path(sys.executable).parent / "facegate")
-    cmd = [facegate, "central", "serve", "--port", str(port), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("central did not start (or exited)")
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def upload(client: httpx.Client, memory: Memory, body: bytes) -> Outcome:
     start, before = time.perf_counter(), memory.field_kb("VmRSS") / 1024
     with memory.watch():
@@ -244,7 +183,7 @@ def main() -> int:
         migrate(dsn)
         with psycopg.connect(dsn) as conn:
             key = create_key_sync(conn, "bench", "admin").display
-        url, pid = stack.enter_context(central(dsn, redis_url, storage))
+        url, pid = stack.enter_context(central_process(dsn, redis_url, storage))
         client = stack.enter_context(
             httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600.0)
         )

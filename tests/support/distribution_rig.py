@@ -22,12 +22,12 @@ from common.messages import Command, decode
 from common.mqtt.incoming import Incoming
 from common.mqtt.settings import MqttSettings
 from common.topics import edge_topic
+from devtools.services.central import serve
 from devtools.services.endpoints import MqttBroker
 from edge.delivery.mqtt import EdgeMqttClient, Versions
 from edge.gallery.cache import Gallery
 from edge.gallery.snapshots import SnapshotFetcher
 from edge.gallery.sync import GallerySync
-from tests.support.central_server import serve
 from tests.support.gallery_rows import MODEL
 
 Held = set[tuple[str, str, bytes]]  # (template id, person id, embedding)

@@ -18,7 +18,7 @@ from schemathesis import GenerationMode
 
 from central.auth.repository import create_key_sync
 from central.settings import CentralSettings
-from tests.support.central_server import serve
+from devtools.services.central import serve
 
 EXAMPLES_PER_OPERATION = 25
 FEATURE_OFF = "vector_search_off"  # the documented 503 of search and clusters without pgvector

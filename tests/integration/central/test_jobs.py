@@ -33,8 +33,8 @@ from central.storage import FileSettings
 from central.storage.keys import job_key
 from demo.sample_faces import SamplePhoto
 from devtools.services import PostgresService
+from devtools.services.central import serve
 from tests.support.central_app import SECRET, Central, make_settings, start_central
-from tests.support.central_server import serve
 from tests.support.job_archives import JOBS, batch_entries, build_zip, outcomes, post_zip, wait_done
 
 FACEGATE = str(Path(sys.executable).parent / "facegate")

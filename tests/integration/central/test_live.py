@@ -26,9 +26,9 @@ from central.live.service import LiveService, encode_batch
 from central.metrics import LiveMetrics
 from central.principal import Principal, Scope
 from central.settings import CentralSettings
+from devtools.services.central import serve
 from tests.integration.central.test_fleet import make_site, register
 from tests.support.central_app import Central, start_central
-from tests.support.central_server import serve
 
 WAIT_S = 10.0
 

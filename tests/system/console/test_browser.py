@@ -27,9 +27,9 @@ from common.messages import Command, decode
 from common.topics import edge_topic
 from demo.sample_faces import SamplePhoto
 from devtools.services import MqttBroker, PostgresService, RedisService, S3Service, postgres, redis, s3
+from devtools.services.central import serve
 from tests.support.browser import Watched, check_page, drop_files, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
-from tests.support.central_server import serve
 from tests.support.ingest_rig import EdgeRig, make_event, register_edge
 from tests.support.job_archives import build_zip, faceless_png
 

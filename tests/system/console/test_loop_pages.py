@@ -23,9 +23,9 @@ from central.settings import CentralSettings
 from common.pipeline.pipeline import FacePipeline
 from demo.sample_faces import SamplePhoto
 from devtools.services import PostgresService, RedisService, S3Service, postgres, redis, s3
+from devtools.services.central import serve
 from tests.support.browser import Watched, check_page, drop_files, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
-from tests.support.central_server import serve
 from tests.support.faces import read
 from tests.support.ingest_rig import wait_for
 from tests.support.operator_loop import insert_event

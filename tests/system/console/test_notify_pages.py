@@ -17,9 +17,9 @@ from playwright.sync_api import Browser, expect
 
 from central.auth.repository import create_key_sync
 from devtools.services import PostgresService, RedisService, S3Service, postgres, redis, s3
+from devtools.services.central import serve
 from tests.support.browser import Watched, check_page, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
-from tests.support.central_server import serve
 from tests.support.ingest_rig import register_edge
 
 SITE = "north"

@@ -37,11 +37,11 @@ from central.storage.s3 import S3Settings, S3Store
 from demo.tls import CertificateFiles, make_certificates
 from devtools.services import postgres, redis, s3
 from devtools.services.binaries import require_binary
+from devtools.services.central import serve
 from devtools.services.endpoints import PostgresService, RedisService, S3Service
 from devtools.services.ports import free_port, port_is_listening
 from tests.support.browser import Watched, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
-from tests.support.central_server import serve
 from tests.support.paths import REPO
 
 ROOT = REPO

@@ -20,9 +20,9 @@ import yaml
 from central.auth.repository import create_key_sync
 from central.storage import FileSettings
 from devtools.services import PostgresService
+from devtools.services.central import serve
 from tests.support import ansible_rig
 from tests.support.central_app import SECRET, make_settings
-from tests.support.central_server import serve
 
 # Only the credentials step of the edge role, on a box whose /etc/facegate exists.
 PLAYBOOK = """

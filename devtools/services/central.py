@@ -1,7 +1,8 @@
-"""Central served by a real uvicorn server on a free port, in a thread of the test process.
+"""Central served by a real uvicorn server on a free port, in a thread of the calling process.
 
-For tests that need real HTTP (schemathesis fuzzing, presigned URLs, the enroll CLI): `serve(settings)`
-is a context manager yielding the base URL; leaving it shuts the server down (lifespan shutdown runs).
+For tests and benchmarks that need real HTTP (schemathesis fuzzing, presigned URLs, the enroll CLI, the
+console): `serve(settings)` is a context manager yielding the base URL; leaving it shuts the server down
+(lifespan shutdown runs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ START_TIMEOUT_S = 60.0
 
 
 @contextmanager
-def serve(settings: CentralSettings) -> Iterator[str]:
+def serve(settings: CentralSettings, start_timeout_s: float = START_TIMEOUT_S) -> Iterator[str]:
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
@@ -29,7 +30,7 @@ def serve(settings: CentralSettings) -> Iterator[str]:
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"central-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + START_TIMEOUT_S
+    deadline = time.monotonic() + start_timeout_s
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
