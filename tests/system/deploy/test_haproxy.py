@@ -29,6 +29,7 @@ from demo.tls import make_certificates
 from devtools.services.binaries import require_binary
 from devtools.services.endpoints import PostgresService, RedisService, S3Service
 from devtools.services.ports import free_port, port_is_listening
+from tests.support.internal_paths import check_metrics_not_forwarded, check_ready_internal_only, ipv6_loopback
 from tests.support.paths import REPO
 from tests.system.deploy.test_compose import COMPOSE, compose_command
 from tests.system.deploy.test_nginx import (
@@ -36,10 +37,7 @@ from tests.system.deploy.test_nginx import (
     WRONG_KEY,
     assert_security_headers,
     central_serving,
-    ipv6_loopback,
     post_headers_only,
-    raw_get,
-    spellings,
     upload_limits,
     viewer_key,
 )
@@ -309,23 +307,11 @@ def test_haproxy_auth_limit_covers_api_routes_with_a_key_but_not_tokens(
 
 
 def test_haproxy_does_not_forward_metrics_in_any_spelling(fronted: Fronted) -> None:
-    port, context = fronted.balancer.ports["https"], fronted.balancer.context()
-    answers = {path: raw_get("127.0.0.1", port, context, path) for path in spellings("metrics")}
-    leaked = {path: status for path, (status, body) in answers.items() if "facegate_" in body}
-    assert not leaked
-    assert answers["/metrics"][0] == 404
+    check_metrics_not_forwarded(fronted.balancer.ports["https"], fronted.balancer.context())
 
 
 def test_haproxy_serves_ready_only_to_internal_addresses_in_any_spelling(fronted: Fronted) -> None:
-    port, context = fronted.balancer.ports["https"], fronted.balancer.context()
-    assert raw_get("127.0.0.1", port, context, "/ready")[0] == 200  # the internal network
-    if not ipv6_loopback():
-        pytest.skip("no IPv6 loopback to act as an outside address")
-    context.check_hostname = False  # the test certificate names 127.0.0.1
-    answers = {path: raw_get("::1", port, context, path) for path in spellings("ready")}
-    leaked = {path: status for path, (status, body) in answers.items() if "checks" in body or status < 400}
-    assert not leaked
-    assert answers["/ready"][0] == 403
+    check_ready_internal_only(fronted.balancer.ports["https"], fronted.balancer.context())
 
 
 # --- the compose variant ----------------------------------------------------------------------------------

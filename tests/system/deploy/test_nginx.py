@@ -42,6 +42,7 @@ from devtools.services.endpoints import PostgresService, RedisService, S3Service
 from devtools.services.ports import free_port, port_is_listening
 from tests.support.browser import Watched, launch, sign_in
 from tests.support.central_app import make_settings, s3_settings
+from tests.support.internal_paths import check_metrics_not_forwarded, check_ready_internal_only, ipv6_loopback
 from tests.support.paths import REPO
 
 ROOT = REPO
@@ -55,57 +56,8 @@ def nginx_binary() -> str:
     return require_binary("nginx", "nginx")
 
 
-def ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def outside_listen(port: int) -> str:
     return f"listen [::1]:{port} ssl http2;\n        " if ipv6_loopback() else ""
-
-
-INTERNAL_PATHS = [
-    "/{name}",
-    "/{name}/",
-    "//{name}",
-    "/./{name}",
-    "/api/../{name}",
-    "/%2F{name}",
-    "/{name};x",
-    "/{name}.json",
-    "/{name}?x=1",
-    "/{upper}",
-    "/{title}/",
-]
-"""Spellings of an internal path (`name`), as an outsider would try them."""
-
-
-def spellings(name: str) -> list[str]:
-    quoted = "".join(f"%{ord(c):02x}" if i == 0 else c for i, c in enumerate(name))
-    paths = [p.format(name=name, upper=name.upper(), title=name.title()) for p in INTERNAL_PATHS]
-    return [
-        *paths,
-        f"/{quoted}",
-        f"/{quoted.upper()}/",
-        f"/{name}/ingest" if name == "ready" else f"/{name}/x",
-    ]
-
-
-def raw_get(host: str, port: int, context: ssl.SSLContext, path: str) -> tuple[int, str]:
-    """GET with `path` exactly as given (no client-side normalisation), over TLS."""
-    conn = http.client.HTTPSConnection(host, port, context=context, timeout=WAIT_S)
-    try:
-        conn.putrequest("GET", path, skip_host=True)
-        conn.putheader("Host", "127.0.0.1")
-        conn.endheaders()
-        response = conn.getresponse()
-        return response.status, response.read().decode(errors="replace")
-    finally:
-        conn.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,23 +384,11 @@ def test_nginx_replaces_a_missing_or_insane_request_id_with_its_own(
 
 def test_nginx_does_not_forward_metrics_in_any_spelling(proxied: Proxied) -> None:
     assert "facegate_http_requests_total" in httpx.get(f"{proxied.central_url}/metrics/").text
-    port, context = proxied.site.ports["https"], proxied.site.context()
-    answers = {path: raw_get("127.0.0.1", port, context, path) for path in spellings("metrics")}
-    leaked = {path: status for path, (status, body) in answers.items() if "facegate_" in body}
-    assert not leaked
-    assert answers["/metrics"][0] == 404
+    check_metrics_not_forwarded(proxied.site.ports["https"], proxied.site.context())
 
 
 def test_nginx_serves_ready_only_to_internal_addresses_in_any_spelling(proxied: Proxied) -> None:
-    port, context = proxied.site.ports["https"], proxied.site.context()
-    assert raw_get("127.0.0.1", port, context, "/ready")[0] == 200  # the internal network
-    if not ipv6_loopback():
-        pytest.skip("no IPv6 loopback to act as an outside address")
-    context.check_hostname = False  # the test certificate names 127.0.0.1
-    answers = {path: raw_get("::1", port, context, path) for path in spellings("ready")}
-    leaked = {path: status for path, (status, body) in answers.items() if "checks" in body or status < 400}
-    assert not leaked
-    assert answers["/ready"][0] == 403
+    check_ready_internal_only(proxied.site.ports["https"], proxied.site.context())
 
 
 def test_nginx_refuses_a_json_body_over_1_mib_with_413(proxied: Proxied) -> None:
