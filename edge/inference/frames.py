@@ -21,7 +21,7 @@ from edge.config.schema import BatchSettings, Camera, motion_settings
 from edge.delivery.outbox import Outbox
 from edge.delivery.sequence import Sequences
 from edge.gallery.matcher import Match, Matcher
-from edge.inference.batch import DetectRequest, detect_and_embed, shifted
+from edge.inference.batch import DetectRequest, detect_and_embed
 from edge.inference.tracker import Tracker, TrackEvent
 from edge.ops.metrics import EdgeMetrics
 
@@ -31,7 +31,7 @@ MAX_CROP_SKEW_S = 0.1  # a main-stream frame further in time from the detected o
 # face moves tens of pixels in 0.1 s, so an older frame would be aligned on landmarks that no longer fit it
 
 
-__all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames", "shifted"]
+__all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames"]
 
 
 @dataclass(frozen=True, slots=True)

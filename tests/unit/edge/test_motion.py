@@ -12,7 +12,7 @@ from common.pipeline.pipeline import FacePipeline
 from demo.sample_faces import SamplePhoto
 from edge.camera.motion import MotionDetector
 from edge.config.schema import MotionSettings, motion_settings
-from edge.inference.frames import shifted
+from edge.inference.batch import shifted
 from tests.support.faces import read
 
 WIDTH, HEIGHT = 1280, 720
