@@ -13,7 +13,8 @@ its visits at another time, so the cameras do not all see people at once.
 Each configuration runs `facegate edge run` with N cameras reading the clips in real time (`realtime: true`,
 `fps_cap` frames processed per second per camera) for one clip's length, with a private Mosquitto. Reported:
 - real time: every camera processed at least 95 % of its configured rate and under 1 % of the frames offered
-  to the pipeline were dropped (a newer frame replaced them before processing);
+  to the pipeline were dropped (a newer frame replaced them before processing), both counted over the
+  measured window only (from the metrics before and after it, so start-up is left out);
 - CPU per camera: the daemon's CPU time over the run's wall time, divided by N (1.0 = one core);
 - visits recognised out of visits shown, read from the events in the outbox (an enrolled person's visit
   counts when a `recognized` event names them; another's when an `unknown` event comes).
@@ -148,16 +149,18 @@ def run_daemon(
         "outbox": {"path": str(run_dir / "outbox.db")},
         "health": {"host": "127.0.0.1", "port": health},
         "log_level": "warning",
-        "batching": {"max_frames": 1 if mode == "off" else 8},  # today's daemon: one frame at a time
+        "batching": {"max_frames": 1, "workers": 1} if mode == "off" else {},  # today: one frame at a time
     }
-    if mode == "off":  # today's daemon also ran every model on onnxruntime (no backend probe)
-        device["pipeline"] = {"runtime": {"backend": "onnxruntime"}}
+    if mode == "off":  # today's daemon also ran every model on onnxruntime (no backend probe) and
+        device["pipeline"] = {"runtime": {"backend": "onnxruntime"}}  # embedded every face it tracked
+        device["tracker"] = {"reembed_s": 0.0}
     (run_dir / "device.yaml").write_text(yaml.safe_dump(device))
     facegate = str(Path(sys.executable).parent / "facegate")
     daemon = subprocess.Popen([facegate, "edge", "run", "--config", str(run_dir / "device.yaml")])
     url = f"http://127.0.0.1:{health}/metrics"
     try:
         wait_streaming(url, daemon, count)
+        before = urllib.request.urlopen(url, timeout=5).read().decode()
         cpu0, t0 = cpu_seconds(daemon.pid), time.monotonic()
         time.sleep(seconds)
         text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -166,8 +169,11 @@ def run_daemon(
         daemon.terminate()
         daemon.wait(timeout=60)
         broker.terminate()
-    processed = [metric(text, "facegate_edge_frames_total", f"cam{i}") for i in range(count)]
-    dropped = sum(metric(text, "facegate_edge_camera_dropped_frames", f"cam{i}") for i in range(count))
+    def counted(name: str, camera: str) -> float:  # during the measured window, not at start-up
+        return metric(text, name, camera) - metric(before, name, camera)
+
+    processed = [counted("facegate_edge_frames_total", f"cam{i}") for i in range(count)]
+    dropped = sum(counted("facegate_edge_camera_dropped_frames", f"cam{i}") for i in range(count))
     rate_share = min(processed) / (fps_cap * wall)
     dropped_share = dropped / max(1.0, dropped + sum(processed))
     recognised, shown = score_visits(run_dir / "outbox.db", clips, count, wall)

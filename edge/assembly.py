@@ -82,6 +82,7 @@ def tracker_settings(config: cfg.DeviceConfig) -> TrackerSettings:
         timeout_s=t.timeout_s,
         max_embeddings=t.max_embeddings,
         vote=t.vote,
+        reembed_s=t.reembed_s,
         crops=CropSettings(
             policy=crops.policy,
             max_side=crops.max_side,

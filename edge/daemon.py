@@ -27,7 +27,7 @@ from common.mqtt.incoming import Handler, Incoming
 from common.pipeline.pipeline import DEFAULT_THRESHOLDS, FacePipeline
 from common.topics import edge_topic
 from edge import assembly
-from edge.camera.sources import CameraSource, Frame, SourceState, StateChange
+from edge.camera.sources import CameraSource, SourceState, StateChange
 from edge.config import central_crops
 from edge.config.loader import load_config
 from edge.config.schema import Camera, DeviceConfig
@@ -39,7 +39,8 @@ from edge.gallery.cache import Gallery
 from edge.gallery.matcher import Matcher
 from edge.gallery.snapshots import SnapshotFetcher
 from edge.gallery.sync import GallerySync
-from edge.inference.frames import FrameProcessor, GalleryMatcher, process_frames
+from edge.inference.frames import FrameProcessor, GalleryMatcher
+from edge.inference.scheduler import IDLE_S, Scheduler, worker_count
 from edge.inference.tracker import Tracker
 from edge.ops.health import HealthServer
 from edge.ops.metrics import EdgeMetrics
@@ -169,54 +170,36 @@ class EdgeDaemon:
 
     def run(self) -> None:
         """Take the cameras' latest frames, batch by batch, until stopped, then shut down cleanly."""
+        workers = worker_count(self.config.batching.workers, self.pipeline.on_gpu)
+        scheduler = Scheduler(
+            self._cameras,
+            self.matchers,
+            self.config.batching,
+            workers=workers,
+            on_batch=self.publisher.notify,
+            on_error=self._frame_failed,
+        )
+        log.info("inference_workers", extra={"workers": workers})
         try:
+            scheduler.start_helpers(self._stop)
             while not self._stop.is_set():
                 self._handle_signals()
-                if not self._run_once():
-                    time.sleep(0.005)  # not Event.wait: see install_signals
+                if not scheduler.run_once():
+                    time.sleep(IDLE_S)  # not Event.wait: see install_signals
         finally:
+            self._stop.set()
+            scheduler.join()
             self._shutdown()
+        if scheduler.crashed is not None:
+            raise scheduler.crashed
 
-    def _run_once(self) -> bool:
-        """One pass: the frames waiting at every camera, through the models together (docs/edge.md,
-        "Batching across cameras"); False when no camera had a frame."""
+    def _cameras(self) -> list[tuple[FrameProcessor, CameraSource]]:
         with self._lock:
-            cameras = list(self.processors.items())
-        batching = self.config.batching
-        waiting = self._take_frames(cameras, {})
-        if not waiting:
-            return False
-        if batching.max_wait_ms and len(waiting) < len(cameras):
-            deadline = time.monotonic() + batching.max_wait_ms / 1000
-            while len(waiting) < len(cameras) and time.monotonic() < deadline:
-                time.sleep(0.002)
-                self._take_frames(cameras, waiting)
-        with self._lock:
-            matchers = self.matchers()
-        items = list(waiting.values())
-        for start in range(0, len(items), batching.max_frames):
-            chunk = items[start : start + batching.max_frames]
-            try:
-                process_frames(chunk, matchers, batching)
-            except FacegateError as err:
-                for processor, _ in chunk:
-                    log.error("frame_failed", extra={"camera": processor.camera.id, "error": str(err)})
-                    self.metrics.camera_errors.labels(camera=processor.camera.id).inc()
-            self.publisher.notify()
-        return True
+            return [(p, s) for camera_id, p in self.processors.items() if (s := self.sources.get(camera_id))]
 
-    def _take_frames(
-        self, cameras: list[tuple[str, FrameProcessor]], waiting: dict[str, tuple[FrameProcessor, Frame]]
-    ) -> dict[str, tuple[FrameProcessor, Frame]]:
-        """Add the latest frame of each camera not in `waiting` yet that has one."""
-        for camera_id, processor in cameras:
-            source = self.sources.get(camera_id)
-            if camera_id in waiting or source is None:
-                continue
-            frame = source.latest(timeout=0)
-            if frame is not None:
-                waiting[camera_id] = (processor, frame)
-        return waiting
+    def _frame_failed(self, camera_id: str, err: FacegateError) -> None:
+        log.error("frame_failed", extra={"camera": camera_id, "error": str(err)})
+        self.metrics.camera_errors.labels(camera=camera_id).inc()
 
     def matchers(self) -> list[GalleryMatcher]:
         """Matchers over every followed gallery, with the thresholds of the current device file."""

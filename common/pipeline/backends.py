@@ -42,23 +42,30 @@ Runner = Callable[[NDArray[np.float32]], object]
 
 
 class OpenCvNet:
-    """One ONNX file in cv2.dnn. A Net is not safe to run from two threads: one forward at a time."""
+    """One ONNX file in cv2.dnn. A Net is not safe to run from two threads, so each thread that runs the
+    model gets its own Net (read from the file on its first run), and threads never wait on each other."""
 
     def __init__(self, path: Path, output_names: tuple[str, ...], manifest: ModelManifest) -> None:
+        self._path, self._manifest = path, manifest
+        self._names = list(output_names)
+        self._local = threading.local()
+        self._local.net = self._read()  # fails here, at load, for a file OpenCV cannot read
+
+    def _read(self) -> cv2.dnn.Net:
         try:
-            self._net = cv2.dnn.readNetFromONNX(str(path))
+            return cv2.dnn.readNetFromONNX(str(self._path))
         except cv2.error as err:
             raise ModelError(
-                f"OpenCV's DNN cannot read {manifest.id} ({path.name}): set pipeline.runtime.backend to "
-                f"onnxruntime ({str(err).strip().splitlines()[-1]})"
+                f"OpenCV's DNN cannot read {self._manifest.id} ({self._path.name}): set "
+                f"pipeline.runtime.backend to onnxruntime ({str(err).strip().splitlines()[-1]})"
             ) from err
-        self._names = list(output_names)
-        self._lock = threading.Lock()
 
     def run(self, tensor: NDArray[np.float32]) -> list[NDArray[np.float32]]:
-        with self._lock:
-            self._net.setInput(tensor)
-            outputs = self._net.forward(self._names)
+        net = getattr(self._local, "net", None)
+        if net is None:
+            net = self._local.net = self._read()
+        net.setInput(tensor)
+        outputs = net.forward(self._names)
         return [np.asarray(o, dtype=np.float32) for o in outputs]
 
 

@@ -17,7 +17,7 @@ from common.pipeline.embedder import Embedder
 from common.pipeline.face import Detection, Face
 from common.pipeline.image import Frame, ImageLimits
 from common.pipeline.quality import QualitySettings, assess
-from common.pipeline.runtime import OnnxModel, RuntimeSettings, load_model
+from common.pipeline.runtime import CUDA, OnnxModel, RuntimeSettings, load_model
 
 # Published cosine thresholds per recognizer family. SFace: OpenCV Zoo's 0.363. ArcFace weights
 # differ, so 0.30 is only a starting point: calibrate it on your own same/different pairs.
@@ -90,6 +90,12 @@ class FacePipeline:
         family = self.embedder.model.manifest.family if self.embedder else "sface"
         return DEFAULT_THRESHOLDS[family]
 
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the detector runs on onnxruntime's CUDA provider."""
+        model = self.detector.model
+        return model.net is None and model.provider == CUDA
+
     def detect(self, frame: Frame, detect_size: int | None = None) -> list[Detection]:
         """Faces in the frame, best score first."""
         return self.detector.detect(frame, detect_size)
@@ -100,16 +106,18 @@ class FacePipeline:
         quality = self.settings.quality
         return [Face(d, assess(d, c, quality), crop=c) for d, c in zip(detections, crops, strict=True)]
 
-    def embed_many(self, groups: list[list[Face]], max_batch: int = 64) -> list[list[Face]]:
+    def embed_many(
+        self, groups: list[list[Face]], max_batch: int = 64, select: list[list[bool]] | None = None
+    ) -> list[list[Face]]:
         """Embed the faces the gate accepted in every group (one per frame), together in batches of
-        up to `max_batch`; the others come back as they are."""
+        up to `max_batch`; the others come back as they are, and so do those `select` says False for."""
         if self.embedder is None:
             return groups
         wanted = [
             (g, i, f.crop)
             for g, faces in enumerate(groups)
             for i, f in enumerate(faces)
-            if f.quality.accepted and f.crop is not None
+            if f.quality.accepted and f.crop is not None and (select is None or select[g][i])
         ]
         out = [list(faces) for faces in groups]
         step = max(1, max_batch)

@@ -27,6 +27,7 @@ from edge.config.schema import MotionSettings
 
 SATURATED = 245.0  # grey level from which a pixel is taken as clipped
 Box = tuple[int, int, int, int]  # x, y, w, h in the frame's pixels
+FloatBox = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,13 +132,30 @@ class MotionDetector:
         it covers more than `widespread` of it."""
         (sh, sw), (height, width) = small[:2], frame
         sx, sy = width / sw, height / sh
-        x, y, w, h = region[0] * sx, region[1] * sy, region[2] * sx, region[3] * sy
-        pad = self.settings.padding
-        least = self.settings.min_region * min(width, height)
-        grown_w, grown_h = max(w * (1 + 2 * pad), least), max(h * (1 + 2 * pad), least)
-        cx, cy = x + w / 2, y + h / 2
-        x0, y0 = max(0, round(cx - grown_w / 2)), max(0, round(cy - grown_h / 2))
-        x1, y1 = min(width, round(cx + grown_w / 2)), min(height, round(cy + grown_h / 2))
-        if (x1 - x0) * (y1 - y0) > self.settings.widespread * width * height:
-            return 0, 0, width, height
-        return x0, y0, x1 - x0, y1 - y0
+        return grow((region[0] * sx, region[1] * sy, region[2] * sx, region[3] * sy), frame, self.settings)
+
+
+def grow(
+    box: FloatBox, frame: tuple[int, int], settings: MotionSettings, padding: float | None = None
+) -> Box:
+    """`box` (frame pixels) grown by `padding` (default: the settings') of its size on every side and to at
+    least `min_region` of the frame's shorter side, clipped to the frame; the whole frame when the result
+    covers more than `widespread` of it."""
+    height, width = frame
+    x, y, w, h = box
+    pad = settings.padding if padding is None else padding
+    least = settings.min_region * min(width, height)
+    grown_w, grown_h = max(w * (1 + 2 * pad), least), max(h * (1 + 2 * pad), least)
+    cx, cy = x + w / 2, y + h / 2
+    x0, y0 = max(0, round(cx - grown_w / 2)), max(0, round(cy - grown_h / 2))
+    x1, y1 = min(width, round(cx + grown_w / 2)), min(height, round(cy + grown_h / 2))
+    if (x1 - x0) * (y1 - y0) > settings.widespread * width * height:
+        return 0, 0, width, height
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def union(boxes: list[FloatBox]) -> FloatBox:
+    """The smallest box holding every one of `boxes` (at least one)."""
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    return x0, y0, x1 - x0, y1 - y0

@@ -141,6 +141,8 @@ class TrackerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     timeout_s: Seconds = 2.0
     max_embeddings: Count = 5
     vote: Literal["score_sum", "majority"] = "score_sum"
+    # a confirmed track's face is embedded again only after this long (0: embed every face)
+    reembed_s: Annotated[float, msgspec.Meta(ge=0.0, le=60.0)] = 1.0
 
 
 class IndexSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -190,6 +192,9 @@ class BatchSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_faces: Annotated[int, msgspec.Meta(ge=1, le=256)] = 32  # faces per embedder run at most
     # how long the first frame waits for the other cameras' frames to fill a batch (0: take what waits)
     max_wait_ms: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 0
+    # inference worker threads (0: one on a GPU, two on a CPU); each takes the frames of the cameras the
+    # others are not processing (edge/inference/scheduler.py)
+    workers: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
 
 
 class HealthSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

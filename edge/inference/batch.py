@@ -8,6 +8,7 @@ region of a frame (the whole frame, or where motion was); faces come back in the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,12 +23,14 @@ from edge.config.schema import BatchSettings
 @dataclass(frozen=True, slots=True)
 class DetectRequest:
     """Detect in `region` ([x, y, w, h] in image pixels) of `image`, at `detect_size`; align and crop on
-    `crop_image` (the same view from the camera's main stream, at its resolution) when given."""
+    `crop_image` (the same view from the camera's main stream, at its resolution) when given; embed only
+    the faces `select` (given them in the crop image's pixels) says True for, when given."""
 
     image: Frame
     region: Box
     detect_size: int | None
     crop_image: Frame | None = None
+    select: Callable[[list[Face]], list[bool]] | None = None
 
 
 def shifted(detection: Detection, dx: float, dy: float) -> Detection:
@@ -64,13 +67,26 @@ def _region(request: DetectRequest) -> Frame:
     return np.ascontiguousarray(request.image[y : y + h, x : x + w])
 
 
+def region_size(request: DetectRequest, default: int) -> int:
+    """The detector input side for a request's region: the region at the scale the whole frame would be
+    detected at (its longer side brought to `detect_size`, never enlarged), so a region costs its share
+    of the frame's detection and finds the same faces there, no smaller ones at a higher cost."""
+    size = default if request.detect_size is None else request.detect_size
+    height, width = request.image.shape[:2]
+    if size == 0 or size >= max(height, width):
+        return size
+    longer = max(request.region[2], request.region[3])
+    return max(1, round(longer * size / max(int(height), int(width))))
+
+
 def detect_and_embed(
     pipeline: FacePipeline, requests: list[DetectRequest], settings: BatchSettings, timings: Timings
 ) -> list[list[Face]]:
     """The faces of each request: detected together, aligned on each image, embedded together."""
     timings.start()
+    default = pipeline.detector.settings.detect_size
     found = pipeline.detector.detect_many(
-        [(_region(r), r.detect_size) for r in requests], settings.max_frames
+        [(_region(r), region_size(r, default)) for r in requests], settings.max_frames
     )
     timings.lap("detect")
     assessed = []
@@ -83,6 +99,10 @@ def detect_and_embed(
             crop_image = request.crop_image
             assessed.append(pipeline.assess(crop_image, to_crop_stream(moved, request.image, crop_image)))
     timings.lap("align")
-    faces = pipeline.embed_many(assessed, settings.max_faces)
+    select = [
+        r.select(faces) if r.select is not None else [True] * len(faces)
+        for r, faces in zip(requests, assessed, strict=True)
+    ]
+    faces = pipeline.embed_many(assessed, settings.max_faces, select)
     timings.lap("embed")
     return faces

@@ -15,7 +15,7 @@ from common.messages import Event, FaceEmbedding, embedding_bytes, encode
 from common.pipeline.face import Face
 from common.pipeline.pipeline import FacePipeline, Timings
 from common.topics import edge_topic
-from edge.camera.motion import Box, MotionDetector
+from edge.camera.motion import Box, FloatBox, MotionDetector, grow, union
 from edge.camera.sources import Frame
 from edge.config.schema import BatchSettings, Camera, motion_settings
 from edge.delivery.outbox import Outbox
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH = BatchSettings()
 MAX_CROP_SKEW_S = 0.1  # a main-stream frame further in time from the detected one is not used: a walking
 # face moves tens of pixels in 0.1 s, so an older frame would be aligned on landmarks that no longer fit it
+TRACK_PADDING = 1.0  # a tracked face is looked for within its own size around its last box (at 5 fps a
+# walking face moves less than that between frames; a faster one is in the region that moved anyway)
 
 
 __all__ = ["FrameProcessor", "GalleryMatcher", "best_match", "process_frames"]
@@ -66,6 +68,7 @@ def process_frames(
             r,
             items[i][0].camera.detect_size,
             None if planned[i].crop_image is planned[i].image else planned[i].crop_image,
+            items[i][0].select_for(planned[i].frame),
         )
         for i in wanted
         if (r := planned[i].region)
@@ -147,7 +150,7 @@ class FrameProcessor:
             crop_frame = None  # the main stream stalled: crop from the detection stream instead
         if crop_frame is not None:
             crop_image, offset = self._roi(crop_frame.image)
-        region = self._detect_region(image)
+        region = self._detect_region(image, crop_image)
         cam = self.camera.id
         if region is None:
             self.metrics.frames_gated.labels(camera=cam).inc()
@@ -183,24 +186,41 @@ class FrameProcessor:
         m.stage_latency.labels(camera=cam, stage="track").observe(time.perf_counter() - started)
         m.frames.labels(camera=cam).inc()
         m.faces.labels(camera=cam).inc(len(faces))
+        reused = sum(1 for f in faces if f.quality.accepted and f.embedding is None and f.crop is not None)
+        if reused and self.pipeline.embedder is not None:
+            m.embeddings_skipped.labels(camera=cam).inc(reused)
         events = [self._write(te, planned.offset, matchers) for te in track_events]
         done = time.monotonic()
         m.frame_latency.labels(camera=cam).observe(max(0.0, done - frame.monotonic))
         self.recent.append((done, max(0.0, done - frame.monotonic)))
         return [e for e in events if e is not None]
 
-    def _detect_region(self, image: np.ndarray) -> Box | None:
-        """Where to run the detector on this frame; None: nowhere. The whole frame while a face is being
-        tracked (found on the last frame detected), so a person standing still keeps their track; a track
-        whose face was not found last time waits for its timeout without forcing the detector."""
+    def select_for(self, frame: Frame) -> Callable[[list[Face]], list[bool]]:
+        """Which faces of `frame` to embed: those the tracker cannot follow by their box alone."""
+        return lambda faces: self.tracker.needs_embedding(frame.monotonic, faces)
+
+    def _detect_region(self, image: np.ndarray, crop_image: np.ndarray) -> Box | None:
+        """Where to run the detector on this frame; None: nowhere. While a face is being tracked (found on
+        the last frame detected), around every live track (grown by TRACK_PADDING of the face's size on
+        each side) and what moved, so a person standing still keeps their track; a track whose face was
+        not found last time waits for its timeout without forcing the detector."""
         height, width = image.shape[:2]
         if self.motion is None:
             return 0, 0, width, height
         motion = self.motion.update(image)
         self.moved.append(motion.moved)
-        if self.seen and self.tracker.tracks:
-            return 0, 0, width, height
-        return motion.box
+        tracks = self.tracker.tracks
+        if not (self.seen and tracks):
+            return motion.box
+        settings = self.motion.settings
+        sx, sy = crop_image.shape[1] / width, crop_image.shape[0] / height  # track boxes: crop pixels
+        boxes: list[FloatBox] = [
+            grow((x / sx, y / sy, w / sx, h / sy), (height, width), settings, TRACK_PADDING)
+            for x, y, w, h in (t.box for t in tracks)
+        ]
+        if motion.box is not None:
+            boxes.append(motion.box)
+        return grow(union(boxes), (height, width), settings, padding=0.0)
 
     def motion_share(self) -> float | None:
         """The share of recent frames with motion; None when gating is off or nothing was seen yet."""

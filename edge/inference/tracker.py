@@ -40,6 +40,7 @@ from edge.inference.crops import CropSettings, encode_jpeg, face_region, wants_c
 EventKind = Literal["recognized", "unknown", "changed"]
 VoteRule = Literal["score_sum", "majority"]
 Box = tuple[float, float, float, float]
+QUALITY_STEP = 0.1  # a face this much better than its track's best is embedded even between re-embeddings
 
 
 class IdentityLike(Protocol):
@@ -68,6 +69,8 @@ class TrackerSettings:
     split_similarity: float = 0.2
     timeout_s: float = 2.0
     max_embeddings: int = 5  # best-quality embeddings kept per track (and as many recent ones)
+    # a confirmed track's face is embedded again only this long after its last embedding (0: every face)
+    reembed_s: float = 1.0
     vote: VoteRule = "score_sum"
     unknown_weight: float = 0.4  # score_sum: a no-match vote weighs like a match near the SFace threshold
     change_margin: float = 1.0
@@ -122,6 +125,7 @@ class Track:
         self.best_region: Image | None = None
         self.announced: str | None = None
         self.confirmed = False
+        self.embedded_at = -float("inf")  # monotonic time of the last embedded face
 
     def similarity(self, embedding: Embedding | None) -> float | None:
         """The highest cosine of `embedding` with the track's embeddings; None when either has none."""
@@ -143,6 +147,7 @@ class Track:
         if settings.vote == "majority":
             weight = 1.0
         self.votes += 1
+        self.embedded_at = frame.monotonic
         self.tally[person] = self.tally.get(person, 0.0) + weight
         self.scores.setdefault(person, []).append(identity.score)
         self._keep(frame, face, face.embedding, settings)
@@ -201,6 +206,36 @@ class Tracker:
             if (event := self._event_for(target, frame)) is not None:
                 events.append(event)
         return events
+
+    def needs_embedding(self, now: float, faces: Sequence[Face]) -> list[bool]:
+        """Per face of a frame at `now` (monotonic), whether to embed it before `update`. A face is left
+        unembedded only when it plainly continues one confirmed track: it overlaps that track alone (IoU
+        at least `iou_threshold`), no other face of the frame overlaps the track, the track's last
+        embedding is under `reembed_s` old, and the face is not clearly better (quality up by
+        QUALITY_STEP) than the track's best. It then follows the track by its box without voting.
+        Everything else is embedded: faces starting or near several tracks, tracks not yet confirmed,
+        and each confirmed track again every `reembed_s`, so a swap of people is still caught."""
+        s = self.settings
+        live = [t for t in self._tracks.values() if now - t.last_seen <= s.timeout_s]
+        overlaps = [
+            [t for t in live if box_iou(t.box, as_box(f.detection.box)) >= s.iou_threshold] for f in faces
+        ]
+        claims: dict[int, int] = {}
+        for tracks in overlaps:
+            for t in tracks:
+                claims[t.id] = claims.get(t.id, 0) + 1
+        wanted = []
+        for face, tracks in zip(faces, overlaps, strict=True):
+            reuse = (
+                s.reembed_s > 0
+                and len(tracks) == 1
+                and claims[tracks[0].id] == 1
+                and tracks[0].confirmed
+                and now - tracks[0].embedded_at < s.reembed_s
+                and face.quality.score < tracks[0].best_quality + QUALITY_STEP
+            )
+            wanted.append(not reuse)
+        return wanted
 
     def expire(self, now: float) -> int:
         """End the tracks no face joined for `timeout_s` before `now` (monotonic); how many ended."""

@@ -71,6 +71,12 @@ class EdgeMetrics:
             ["camera", "region"],
             registry=r,
         )
+        self.embeddings_skipped = Counter(
+            "facegate_edge_embeddings_skipped",
+            "Faces not embedded: they continued a confirmed track embedded under tracker.reembed_s ago",
+            ["camera"],
+            registry=r,
+        )
         self.fps = Gauge("facegate_edge_fps", "Frames processed per second", ["camera"], registry=r)
         self.bad_messages = Counter(
             "facegate_edge_bad_messages",

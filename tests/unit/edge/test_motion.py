@@ -4,15 +4,23 @@ the region that moved lands on the same full-frame pixels as one found on the wh
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 
-from common.pipeline.pipeline import FacePipeline
+from common.pipeline.pipeline import FacePipeline, Timings
 from demo.sample_faces import SamplePhoto
 from edge.camera.motion import MotionDetector
-from edge.config.schema import MotionSettings, motion_settings
-from edge.inference.batch import shifted
+from edge.camera.sources import Frame
+from edge.config.schema import BatchSettings, Camera, MotionSettings, motion_settings
+from edge.delivery.outbox import Outbox
+from edge.delivery.sequence import Sequences
+from edge.inference.batch import DetectRequest, detect_and_embed, region_size, shifted
+from edge.inference.frames import FrameProcessor, Planned, process_frames
+from edge.inference.tracker import Tracker
+from edge.ops.metrics import EdgeMetrics
 from tests.support.faces import read
 
 WIDTH, HEIGHT = 1280, 720
@@ -117,3 +125,54 @@ def test_motion_option_off_true_and_settings() -> None:
     assert motion_settings(False).enabled is False
     assert motion_settings(True) == MotionSettings()
     assert motion_settings(MotionSettings(threshold=40)).threshold == 40
+
+
+def test_motion_region_is_detected_at_the_whole_frames_scale(
+    scene: np.ndarray, face: np.ndarray, pipeline: FacePipeline
+) -> None:
+    """A region costs its share of a whole-frame run: its side scaled as the frame's is (640 of 1280), and
+    the face found there is the one the whole frame at 640 finds."""
+    image = camera_frame(pasted(scene, face, 900, 380), np.random.default_rng(6))
+    region = (820, 300, 400, 400)
+    assert region_size(DetectRequest(image, region, None), 640) == 200
+    assert region_size(DetectRequest(image, (0, 0, WIDTH, HEIGHT), None), 640) == 640
+    assert region_size(DetectRequest(image, region, 0), 640) == 0  # 0: full resolution, as the frame
+    assert region_size(DetectRequest(image[:240, :320], (0, 0, 100, 100), None), 640) == 640  # never larger
+    (on_region,) = detect_and_embed(
+        pipeline, [DetectRequest(image, region, None)], BatchSettings(), Timings()
+    )
+    on_frame = pipeline.detect(image)
+    assert len(on_region) == len(on_frame) == 1
+    assert np.allclose(on_region[0].detection.box, on_frame[0].box, atol=3.0)
+
+
+def test_motion_person_standing_still_is_detected_around_the_track_only(
+    tmp_path: Path, scene: np.ndarray, face: np.ndarray, pipeline: FacePipeline
+) -> None:
+    rng = np.random.default_rng(7)
+    outbox, sequences = Outbox(tmp_path / "outbox.db").open(), Sequences(tmp_path / "seq.db")
+    camera = Camera(id="cam-1", source="/x.mp4", kind="video")
+    processor = FrameProcessor(
+        camera, site="s1", edge="e1", pipeline=pipeline, tracker=Tracker("cam-1"),
+        outbox=outbox, sequences=sequences, metrics=EdgeMetrics(),
+    )  # fmt: skip
+    regions: list[tuple[int, int, int, int] | None] = []
+    plan = processor.plan
+
+    def noted(frame: Frame) -> Planned:  # the real plan, its region noted
+        planned = plan(frame)
+        regions.append(planned.region)
+        return planned
+
+    processor.plan = noted  # type: ignore[method-assign]
+    standing = pasted(scene, face, 900, 380)
+    for n, image in enumerate([scene, scene, standing, standing, standing]):
+        frame = Frame("cam-1", n, n * 0.2, 1e9 + n * 0.2, camera_frame(image, rng))
+        process_frames([(processor, frame)], [])
+    outbox.close()
+    sequences.close()
+    assert regions[0] == (0, 0, WIDTH, HEIGHT) and regions[1] is None  # first look, then a still scene
+    assert regions[2] is not None and regions[2] != (0, 0, WIDTH, HEIGHT)  # where the person came in
+    for x, y, w, h in (r for r in regions[3:] if r is not None):  # standing still: around the track
+        assert x <= 900 and y <= 380 and x + w >= 1140 and y + h >= 620 and w * h < WIDTH * HEIGHT / 2
+    assert None not in regions[3:] and len(processor.tracker.tracks) == 1

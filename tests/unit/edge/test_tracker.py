@@ -223,3 +223,32 @@ def test_tracker_real_faces_in_composed_video_give_one_event_per_visit(
     for event in events:
         assert event.crop_jpeg is not None and len(event.crop_jpeg) <= CropSettings().max_bytes
         assert cv2.imdecode(np.frombuffer(event.crop_jpeg, np.uint8), cv2.IMREAD_COLOR) is not None
+
+
+def test_tracker_confirmed_track_is_not_embedded_again_until_reembed_s() -> None:
+    tracker = Tracker("cam-1", TrackerSettings(reembed_s=1.0))
+    known = Identity("obama", 0.8)
+    steps = visit(OBAMA, known, 0.0, 3)  # 0.0, 0.1, 0.2: three votes confirm the track
+    near = face((112, 120, 100, 120), None)  # where the walking face was last seen
+
+    assert tracker.needs_embedding(0.0, [near]) == [True]  # no track yet
+    run(tracker, steps[:2])
+    assert tracker.needs_embedding(0.15, [near]) == [True]  # not confirmed yet: every face votes
+    assert len(run(tracker, steps[2:])) == 1
+    assert tracker.needs_embedding(0.3, [near]) == [False]  # follows the track by its box
+    assert tracker.update(frame_at(0.3), [near], [None]) == []  # no vote, no new track, no event
+    assert [t.frames for t in tracker.tracks] == [4]
+    assert tracker.needs_embedding(1.21, [near]) == [True]  # reembed_s after the last embedding
+    assert tracker.needs_embedding(0.4, [face((112, 120, 100, 120), None, quality=0.95)]) == [True]  # better
+    assert tracker.needs_embedding(0.4, [near, face((120, 125, 100, 120), None)]) == [
+        True,
+        True,
+    ]  # two near it
+    assert tracker.needs_embedding(0.4, [face((400, 120, 100, 120), None)]) == [True]  # elsewhere: a new face
+    assert tracker.needs_embedding(3.0, [near]) == [True]  # the track has timed out
+
+
+def test_tracker_reembed_zero_embeds_every_face() -> None:
+    tracker = Tracker("cam-1", TrackerSettings(reembed_s=0.0))
+    run(tracker, visit(OBAMA, Identity("obama", 0.8), 0.0, 3))
+    assert tracker.needs_embedding(0.3, [face((112, 120, 100, 120), None)]) == [True]
