@@ -25,30 +25,66 @@ COMMANDS_GROUP = "facegate.commands"
 Register = Callable[[Any], None]
 
 
-def registered(group: str) -> list[Register]:
-    """The `register(subparsers)` functions of an entry point group, in the order of their names."""
+# common's own commands registered under another entry point's name
+OWN_COMMANDS = {"detect": "faces", "embed": "faces", "verify": "faces"}
+_words: list[str] = []  # the command words of the command line being parsed (see `command_words`)
+
+
+def registered(group: str, only: str | None = None) -> list[Register]:
+    """The `register(subparsers)` functions of an entry point group, in the order of their names; with
+    `only` naming one of them, just that one (so a command imports only its own package: `facegate
+    embed` need not import central's web framework). An unknown `only` loads them all, for argparse's
+    own error and help."""
     found = sorted(entry_points(group=group), key=lambda point: point.name)
     if not found:
         raise SystemExit(
             f"facegate: no commands registered under {group!r}; is the package installed (pip install -e .)?"
         )
-    registers: list[Register] = [point.load() for point in found]
+    chosen = [point for point in found if point.name == only] or found
+    registers: list[Register] = [point.load() for point in chosen]
     return registers
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_words(argv: Sequence[str]) -> list[str]:
+    """The positional words of a command line before its first option after the command: `bench
+    pipeline a.jpg` gives ["bench", "pipeline", "a.jpg"]; the top-level `--log-level X` is skipped."""
+    words: list[str] = []
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == "--log-level":
+            skip = True
+        elif token.startswith("-"):
+            if words:
+                break
+        else:
+            words.append(token)
+    return words
+
+
+def requested(depth: int) -> str | None:
+    """The command word at `depth` (0: the command, 1: its sub-command) of the line being parsed."""
+    return _words[depth] if len(_words) > depth else None
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; given the command line, only the package that owns its command is imported."""
+    _words[:] = command_words(argv)
+    command = requested(0)
     parser = argparse.ArgumentParser(prog="facegate", description="Facegate: edge face recognition.")
     parser.add_argument("--log-level", default="warning", help="stderr log level (default: warning)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in registered(COMMANDS_GROUP):
+    for register in registered(COMMANDS_GROUP, OWN_COMMANDS.get(command or "", command)):
         register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the command, map errors to exit statuses."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    line = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(line)
+    args = parser.parse_args(line)
     setup_logging(args.log_level)
     try:
         status: int = args.handler(args)

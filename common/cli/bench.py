@@ -10,11 +10,11 @@ BENCH_GROUP = "facegate.bench"
 
 
 def register(sub: Any) -> None:
-    from common.cli import registered
+    from common.cli import registered, requested
 
     parser = sub.add_parser(
         "bench", help="benchmarks (pipeline, match, outbox on an edge box; ingest on central)"
     )
     bsub = parser.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
-    for register_benchmark in registered(BENCH_GROUP):
+    for register_benchmark in registered(BENCH_GROUP, requested(1)):
         register_benchmark(bsub)
