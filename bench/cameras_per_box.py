@@ -169,6 +169,7 @@ def run_daemon(
         daemon.terminate()
         daemon.wait(timeout=60)
         broker.terminate()
+
     def counted(name: str, camera: str) -> float:  # during the measured window, not at start-up
         return metric(text, name, camera) - metric(before, name, camera)
 

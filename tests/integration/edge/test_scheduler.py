@@ -133,3 +133,20 @@ def test_worker_count_auto_is_one_on_a_gpu_two_on_a_cpu() -> None:
     assert worker_count(0, on_gpu=True) == 1
     assert worker_count(0, on_gpu=False) == min(2, os.cpu_count() or 1)
     assert worker_count(3, on_gpu=True) == 3
+
+
+def test_a_helper_workers_unexpected_error_stops_the_loop_and_is_kept() -> None:
+    """A bug in a helper worker must not leave the daemon running on fewer workers unnoticed."""
+    calls = 0
+
+    def cameras() -> list[tuple[FrameProcessor, CameraSource]]:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("a bug")
+
+    scheduler = Scheduler(cameras, list, BatchSettings(), workers=2, on_batch=lambda: None, on_error=print)
+    stop = threading.Event()
+    scheduler.start_helpers(stop)
+    assert stop.wait(5.0)
+    scheduler.join()
+    assert isinstance(scheduler.crashed, RuntimeError) and calls >= 1
