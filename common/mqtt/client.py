@@ -2,10 +2,9 @@
 
 - Every QoS 1 publish returns a `Delivery` that completes on the broker's PUBACK (matched by message id;
   a PUBACK that arrives before `publish()` registered its id is an early acknowledgement, kept for a
-  second) or fails when the connection drops first (the bookkeeping: `common.mqtt.delivery.Deliveries`).
-  While disconnected `publish` raises `NotConnectedError`: nothing is queued inside paho across
-  connections (its leftovers are dropped on every connect), because the callers keep what must be
-  resent (the edge's outbox, central's rows).
+  second) or fails when the connection drops first. While disconnected `publish` raises
+  `NotConnectedError`: nothing is queued inside paho across connections (its leftovers are dropped on
+  every connect), because the callers keep what must be resent (the edge's outbox, central's rows).
 - One network thread (`start()`) connects, runs paho's loop and reconnects after a failure with
   exponential backoff and jitter (`common.backoff`).
 - On every connect: the settings' `first` messages (the edge's retained online status) before anything
@@ -32,7 +31,9 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -42,7 +43,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from common.backoff import Backoff
 from common.messages import MessageError
-from common.mqtt.delivery import Deliveries, Delivery, MqttCounters
+from common.mqtt.delivery import Delivery
 from common.mqtt.errors import LoginRefusedError, MqttError, NotConnectedError
 from common.mqtt.incoming import Handler, Incoming
 from common.mqtt.payload import truncate
@@ -51,11 +52,25 @@ from common.mqtt.settings import MqttSettings, Outgoing
 from common.mqtt.subscriptions import Subscription, Subscriptions
 
 log = logging.getLogger("common.mqtt")
+EARLY_ACK_S = 1.0  # an unclaimed PUBACK older than this belongs to no publish() (mids wrap at 65535)
+MAX_EARLY_ACKS = 256
 PUBACK_HEADER = bytes((mqtt.PUBACK, 2))  # fixed header of a PUBACK with only a packet id
 LOOP_STEP_S = 0.2
 
 Dispatch = Callable[[Handler, Incoming], None]
 """Hands one message to one handler (called on the network thread)."""
+
+
+@dataclass(slots=True)
+class MqttCounters:
+    connects: int = 0
+    reconnects: int = 0
+    publishes: int = 0
+    pubacks: int = 0
+    malformed: int = 0
+    handler_errors: int = 0
+    loop_errors: int = 0
+    logins_refused: int = 0
 
 
 class MqttClient:
@@ -84,7 +99,8 @@ class MqttClient:
         self._changed = threading.Condition(self._lock)
         self._connected = False
         self._generation = 0
-        self._deliveries = Deliveries(self._lock, self.counters)
+        self._deliveries: dict[int, Delivery] = {}
+        self._early_acks: dict[int, float] = {}  # mid -> when its PUBACK came before publish() returned
         self._subscriptions = Subscriptions()
         self._stopping = threading.Event()
         self._backoff = Backoff(settings.backoff_min_s, settings.backoff_max_s)
@@ -115,7 +131,7 @@ class MqttClient:
             self._thread.join(timeout)
         with self._changed:
             self._changed.notify_all()
-        self._deliveries.fail_all("the client stopped")
+        self._fail_deliveries("the client stopped")
 
     def wait_connected(self, timeout: float) -> bool:
         """True once connected; False after `timeout`, on stop() or when a login is refused meanwhile."""
@@ -138,7 +154,20 @@ class MqttClient:
             raise NotConnectedError(f"publish to {topic} not sent: the connection just dropped")
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttError(f"publish to {topic} not sent: {mqtt.error_string(info.rc)}")
-        return self._deliveries.add(info.mid, qos, lambda: self._connected and generation == self._generation)
+        delivery = Delivery()
+        with self._lock:
+            self.counters.publishes += 1
+            acked_early = self._early_acks.pop(info.mid, None)
+            if qos == 0:
+                delivery.resolve()
+            elif acked_early is not None and time.monotonic() - acked_early < EARLY_ACK_S:
+                self.counters.pubacks += 1
+                delivery.resolve()
+            elif not self._connected or generation != self._generation:
+                delivery.resolve(NotConnectedError("the connection dropped during the publish"))
+            else:
+                self._deliveries[info.mid] = delivery
+        return delivery
 
     def subscribe(
         self,
@@ -299,14 +328,18 @@ class MqttClient:
             self._refused(reason)
             return
         client.drop_out_messages()  # their publish() already failed; the callers decide what to resend
-        self._deliveries.forget_early()
+        with self._lock:
+            self._early_acks.clear()
         # The first messages go out before publish() opens to others (a stop() right after the connect
         # cannot publish, say, an offline status before the online one). Published outside the lock:
         # paho may call on_publish from inside publish(); no PUBACK is read meanwhile (this thread reads).
         first = list(self._first()) if self._first is not None else []
         sent = [(client.publish(m.topic, m.payload, qos=m.qos, retain=m.retain).mid, m.qos) for m in first]
-        self._deliveries.expect(sent)  # nobody else publishes yet, and disconnects come on this thread
         with self._changed:
+            for mid, qos in sent:
+                self.counters.publishes += 1
+                if qos > 0:
+                    self._deliveries[mid] = Delivery()
             self._connected = True
             self._generation += 1
             self.counters.connects += 1
@@ -348,15 +381,34 @@ class MqttClient:
         with self._changed:
             was_connected, self._connected = self._connected, False
             self._changed.notify_all()
-        failed = self._deliveries.fail_all(f"connection lost before the broker acknowledged ({reason})")
+        failed = self._fail_deliveries(f"connection lost before the broker acknowledged ({reason})")
         if was_connected:
             level = logging.INFO if self._stopping.is_set() else logging.WARNING
             log.log(
                 level, "mqtt_disconnected", extra={**self._fields, "reason": str(reason), "unacked": failed}
             )
 
+    def _fail_deliveries(self, why: str) -> int:
+        with self._lock:
+            failed, self._deliveries = self._deliveries, {}
+        for delivery in failed.values():
+            delivery.resolve(NotConnectedError(f"{why}; retry later"))
+        return len(failed)
+
     def _on_publish(self, _c: object, _u: object, mid: int, reason: ReasonCode, _p: object) -> None:
-        self._deliveries.acked(mid, reason)
+        now = time.monotonic()
+        with self._lock:
+            delivery = self._deliveries.pop(mid, None)
+            if delivery is not None:
+                self.counters.pubacks += 1
+            else:  # a PUBACK before publish() registered the mid, or a QoS 0 message was written
+                self._early_acks[mid] = now
+                if len(self._early_acks) > MAX_EARLY_ACKS:
+                    self._early_acks = {m: t for m, t in self._early_acks.items() if now - t < EARLY_ACK_S}
+        if delivery is not None:
+            delivery.resolve(
+                MqttError(f"broker rejected the publish: {reason}") if reason.is_failure else None
+            )
 
     def _on_message(self, client: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         topic = message.topic  # a property that decodes the bytes on every access
