@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -73,6 +75,9 @@ from central.search.service import SearchService
 from central.settings import CentralSettings
 from central.watch.service import WatchService
 from common.mqtt.aio import AsyncMqttClient
+
+log = logging.getLogger(__name__)
+STOP_TIMEOUT_S = 10.0  # the longest one worker may take to stop at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,10 +261,12 @@ class Workers:
 
     def on_stop(self, stop: Callable[[], Awaitable[None]]) -> None:
         """A worker with a stop of its own (the MQTT consumers and client)."""
-        self._stops.append(stop)
+        self._stops.append(lambda: _bounded(stop))
 
     async def stop(self) -> None:
-        """Every stop runs, newest first, even when one fails (its error is raised once all have run)."""
+        """Every stop runs, newest first, even when one fails (its error is raised once all have run).
+        No stop takes over STOP_TIMEOUT_S (`_bounded`, `_cancel`), so a shutdown never hangs on one
+        worker."""
         if not self._stops:
             return
         stop = self._stops.pop()
@@ -269,10 +276,29 @@ class Workers:
             await self.stop()
 
 
+async def _bounded(stop: Callable[[], Awaitable[None]]) -> None:
+    """Run a worker's own stop for at most STOP_TIMEOUT_S; one that takes longer is abandoned, logged."""
+    try:
+        await asyncio.wait_for(stop(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        log.error("worker_stop_timed_out", extra={"timeout_s": STOP_TIMEOUT_S})
+
+
 async def _cancel(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait for them, at most STOP_TIMEOUT_S; one still running then is logged with
+    where it waits (`worker_did_not_stop`) and left behind."""
+    if not tasks:
+        return
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    done, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    for task in done:
+        if not task.cancelled():
+            task.exception()  # retrieved: an error while stopping was the task's own to log
+    for task in pending:
+        where = io.StringIO()
+        task.print_stack(file=where)
+        log.error("worker_did_not_stop", extra={"task": task.get_name(), "stack": where.getvalue()})
 
 
 async def start_workers(
