@@ -173,7 +173,7 @@ class EdgeDaemon:
         workers = worker_count(self.config.batching.workers, self.pipeline.on_gpu)
         scheduler = Scheduler(
             self._cameras,
-            self.matchers,
+            self._locked_matchers,
             self.config.batching,
             workers=workers,
             on_batch=self.publisher.notify,
@@ -196,6 +196,10 @@ class EdgeDaemon:
     def _cameras(self) -> list[tuple[FrameProcessor, CameraSource]]:
         with self._lock:
             return [(p, s) for camera_id, p in self.processors.items() if (s := self.sources.get(camera_id))]
+
+    def _locked_matchers(self) -> list[GalleryMatcher]:
+        with self._lock:  # not halfway through a reload's swap of galleries and thresholds
+            return self.matchers()
 
     def _frame_failed(self, camera_id: str, err: FacegateError) -> None:
         log.error("frame_failed", extra={"camera": camera_id, "error": str(err)})

@@ -62,15 +62,16 @@ class Scheduler:
         """One pass: the frames waiting at the unclaimed cameras, through the models together; False when
         none had a frame."""
         cameras = self._cameras()
-        waiting = self._claim(cameras, {})
+        share = self._share(len(cameras))
+        waiting = self._claim(cameras, {}, share)
         if not waiting:
             return False
         try:
-            if self.settings.max_wait_ms and len(waiting) < len(cameras):
+            if self.settings.max_wait_ms and len(waiting) < share:
                 deadline = time.monotonic() + self.settings.max_wait_ms / 1000
-                while len(waiting) < len(cameras) and time.monotonic() < deadline:
+                while len(waiting) < share and time.monotonic() < deadline:
                     time.sleep(0.002)
-                    self._claim(cameras, waiting)
+                    self._claim(cameras, waiting, share)
             matchers = self._matchers()
             items = list(waiting.values())
             for start in range(0, len(items), self.settings.max_frames):
@@ -86,11 +87,16 @@ class Scheduler:
                 self._busy.difference_update(waiting)
         return True
 
-    def _claim(self, cameras: list[tuple[FrameProcessor, CameraSource]], waiting: Waiting) -> Waiting:
-        """Add to `waiting` the latest frame of each camera that has one and is not claimed yet, up to a
-        pass's share: `max_frames`, and with several workers no more than the cameras over the workers,
-        so an idle worker finds frames left to take. Each pass starts one camera further on."""
-        limit = min(self.settings.max_frames, max(1, -(-len(cameras) // self.workers)))
+    def _share(self, cameras: int) -> int:
+        """The most frames one pass claims: `max_frames`, and with several workers no more than the
+        cameras over the workers, so an idle worker finds frames left to take."""
+        return min(self.settings.max_frames, max(1, -(-cameras // self.workers)))
+
+    def _claim(
+        self, cameras: list[tuple[FrameProcessor, CameraSource]], waiting: Waiting, limit: int
+    ) -> Waiting:
+        """Add to `waiting` the latest frame of each camera that has one and is not claimed yet, up to
+        `limit` frames in all. Each call starts one camera further on."""
         with self._lock:
             self._turn = (self._turn + 1) % max(1, len(cameras))
             for processor, source in cameras[self._turn :] + cameras[: self._turn]:

@@ -119,9 +119,10 @@ def test_a_pass_claims_its_share_so_the_other_worker_finds_frames(
         source.start()
     try:
         time.sleep(0.5)  # every source has a frame waiting
-        first = scheduler._claim(pairs, {})
-        second = scheduler._claim(pairs, {})
-        third = scheduler._claim(pairs, {})
+        share = scheduler._share(len(pairs))
+        first = scheduler._claim(pairs, {}, share)
+        second = scheduler._claim(pairs, {}, share)
+        third = scheduler._claim(pairs, {}, share)
     finally:
         for _, source in pairs:
             source.stop()
